@@ -1,0 +1,142 @@
+// errand/http/client.hpp — the asynchronous HTTP client.
+//
+// One Client holds pooled keep-alive connections per origin (sharded per Runtime worker),
+// TLS contexts with a per-origin session cache, a DNS cache, and default deadlines. It is
+// meant to be long-lived and shared.
+//
+//   errand::net::Runtime runtime;
+//   errand::http::Client client({.runtime = &runtime});
+//   asio::co_spawn(runtime.context(0), [&]() -> asio::awaitable<void> {
+//     auto req = errand::http::Request::make("GET", "https://example.test/health");
+//     auto res = co_await client.send(std::move(*req));
+//     if (!res) log(res.error().describe());              // dns, connect, tls, timeout, ...
+//     else      log(res->status, res->timings.total);
+//   }, asio::detached);
+//
+// Streaming: open() returns once the response headers are in; the body is then read piece by
+// piece as it arrives, so long chunked or SSE responses are never buffered whole.
+//
+// Errors (Error::kind): config (bad request: unsupported scheme, header injection, unreadable
+// body file, redirect refused), dns, connect, tls, timeout (with the phase), protocol (bad
+// framing, header or body over its limit, too many redirects), io (reset, closed), cancelled.
+// Cancellation: a terminal cancellation of the awaiting coroutine aborts the request at once
+// with kind cancelled; the connection it used is closed, never reused.
+// Thread-safety: a Client is thread-safe; send() and open() may run on any worker of its
+// Runtime concurrently (coroutines on foreign executors hop to a worker and back).
+// The Client must outlive its requests and be destroyed before its Runtime.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <errand/core/error.hpp>
+#include <errand/http/message.hpp>
+#include <errand/net/runtime.hpp>
+
+namespace errand::http {
+
+struct PoolOptions {
+  std::size_t max_per_origin = 100;      // open connections per origin (idle + busy)
+  std::size_t max_total = 0;             // open connections in all; 0 = no limit
+  Duration idle_timeout = std::chrono::seconds(90);
+  Duration max_lifetime{};               // 0 = unlimited
+  Duration wait_timeout = std::chrono::seconds(30);  // waiting for a free slot at the limit
+};
+
+struct TlsOptions {
+  bool insecure = false;      // skip certificate and hostname verification (explicit opt-in)
+  std::string ca_file;        // extra trusted CAs (PEM), besides the system store
+  std::string cert_file;      // client certificate (PEM) for mutual TLS
+  std::string key_file;
+  bool session_cache = true;  // resume sessions per origin
+};
+
+struct ClientOptions {
+  net::Runtime* runtime = nullptr;  // null: the default runtime
+  PoolOptions pool;
+  TlsOptions tls;
+  Timeouts timeouts{.total = std::nullopt,
+                    .connect = std::chrono::seconds(10),
+                    .first_byte = std::chrono::seconds(60),
+                    .idle_read = std::chrono::seconds(60)};
+  std::size_t max_header_bytes = 1 << 20;     // response header block
+  std::size_t max_body_bytes = 256u << 20;    // buffered body in send(); open() has no limit
+  int max_redirects = 10;
+  bool decompress = true;                     // send Accept-Encoding and decode the body
+  std::string user_agent = "errand/0.1";
+  Duration dns_cache_ttl = std::chrono::seconds(30);
+  Duration happy_eyeballs_delay = std::chrono::milliseconds(250);
+};
+
+struct PoolStats {
+  std::uint64_t opened = 0;           // connections established
+  std::uint64_t reused = 0;           // requests served on an already used connection
+  std::uint64_t requests = 0;         // requests that got a connection
+  std::uint64_t closed = 0;
+  std::uint64_t tls_full_handshakes = 0;
+  std::uint64_t tls_resumed_handshakes = 0;
+  std::uint64_t transparent_retries = 0;  // requests replayed after a stale keep-alive connection
+  std::uint64_t open_now = 0;
+  std::uint64_t idle_now = 0;
+  double reuse_rate() const { return requests ? static_cast<double>(reused) / requests : 0.0; }
+};
+
+class ResponseStream;
+
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends the request and reads the whole (decoded) body into Response::body, following
+  // redirects. A body over max_body_bytes fails with kind protocol.
+  boost::asio::awaitable<Result<Response>> send(Request request);
+
+  // Sends the request and returns once the response headers are in (after redirects).
+  boost::asio::awaitable<Result<ResponseStream>> open(Request request);
+
+  PoolStats stats() const;
+  const ClientOptions& options() const noexcept;
+  net::Runtime& runtime() noexcept;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// A response whose body is read as it arrives. Move-only. Destroying it before the end of the
+// body closes the connection; reading to the end returns it to the pool.
+class ResponseStream {
+ public:
+  class Source;  // implementation detail
+  ResponseStream() = default;  // an empty, finished stream
+  ResponseStream(Response head, std::unique_ptr<Source> source);
+  ResponseStream(ResponseStream&&) noexcept;
+  ResponseStream& operator=(ResponseStream&&) noexcept;
+  ~ResponseStream();
+
+  // Status, headers, timings so far (receive and total are final once the body has ended).
+  const Response& response() const noexcept { return head_; }
+  Response& response() noexcept { return head_; }
+
+  // The next piece of the decoded body: an empty view means the body has ended. The view
+  // stays valid until the next call. Errors: timeout (read), io, protocol, cancelled.
+  boost::asio::awaitable<Result<std::string_view>> read();
+
+  // Reads the rest of the body into response().body (at most `limit` bytes, else protocol).
+  boost::asio::awaitable<Result<void>> read_all(std::size_t limit);
+
+  bool finished() const noexcept;
+
+ private:
+  Response head_;
+  std::unique_ptr<Source> source_;
+};
+
+}  // namespace errand::http

@@ -1,0 +1,85 @@
+// errand/http/message.hpp — Request, Response and their parts.
+//
+//   auto req = Request::make("POST", "https://api.example/v1/items");   // Result<Request>
+//   req->headers.add("Content-Type", "application/json");
+//   req->body = std::string(R"({"name":"x"})");
+//   req->timeouts.total = std::chrono::seconds(5);
+//
+// A Response always carries its status: a 404 or a 503 is a Response, not an Error (a policy
+// or the caller decides what counts as failure). It also carries how long each phase took,
+// whether the connection was reused and whether TLS was resumed.
+// Both are plain value types: copyable, not synchronised.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <errand/core/error.hpp>
+#include <errand/http/headers.hpp>
+#include <errand/http/url.hpp>
+
+namespace errand::http {
+
+using Duration = std::chrono::steady_clock::duration;
+
+// Deadlines for one request. Unset fields fall back to the client's defaults
+// (ClientOptions::timeouts). Each phase timeout ends the request with an Error of kind
+// timeout naming the phase; `total` bounds everything, redirects included.
+struct Timeouts {
+  std::optional<Duration> total;       // whole request, from send() to the last body byte
+  std::optional<Duration> connect;     // DNS + TCP connect + TLS handshake of a new connection
+  std::optional<Duration> first_byte;  // from request written to the first response byte
+  std::optional<Duration> idle_read;   // longest silence while reading headers or body
+};
+
+// A request body read from a file as it is sent (never loaded whole).
+struct FileBody {
+  std::string path;
+};
+
+using RequestBody = std::variant<std::monostate, std::string, FileBody>;
+
+struct Request {
+  std::string method = "GET";
+  Url url;
+  Headers headers;
+  RequestBody body;
+  Timeouts timeouts;                 // per-request overrides
+  std::optional<int> max_redirects;  // overrides ClientOptions::max_redirects; 0 = don't follow
+  bool allow_https_to_http = false;  // follow redirects that downgrade to plain http
+  std::optional<bool> decompress;    // overrides ClientOptions::decompress
+
+  // Parses the URL and checks the method; errors are of kind config.
+  static Result<Request> make(std::string_view method, std::string_view url);
+};
+
+// Per-phase durations (zero when the phase did not happen, e.g. dns and connect on a reused
+// connection). send = writing the request; wait = written to first response byte;
+// receive = first byte to last body byte; total includes redirects.
+struct Timings {
+  Duration dns{};
+  Duration connect{};
+  Duration tls{};
+  Duration send{};
+  Duration wait{};
+  Duration receive{};
+  Duration total{};
+};
+
+struct Response {
+  int status = 0;
+  std::string reason;
+  int version = 11;  // 10 or 11
+  Headers headers;
+  std::string body;  // decoded (see Content-Encoding); empty for streamed responses
+  Url url;           // the final URL, after redirects
+  int redirects = 0;
+  Timings timings;
+  bool reused = false;       // the connection had served a request before
+  bool tls_resumed = false;  // the TLS handshake resumed a cached session
+  std::string remote_address;  // "127.0.0.1:8080" / "[::1]:443"
+};
+
+}  // namespace errand::http

@@ -1,0 +1,264 @@
+// `errand get URL` and `errand request -X METHOD URL`: one HTTP request through the errand
+// Client, with the body streamed to stdout (or a file) as it arrives, optional headers (-i),
+// a phase-timing breakdown (-v), or one JSON object (--json). Exit codes: docs/cli.md.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <nlohmann/json.hpp>
+
+#include <errand/core/duration.hpp>
+#include <errand/http/client.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/exit_codes.hpp"
+
+namespace errand::cli {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using http::Duration;
+
+namespace {
+
+struct GetOptions {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;
+  std::optional<std::string> data;
+  std::optional<std::string> data_file;
+  bool include = false;
+  bool verbose = false;
+  bool json_output = false;
+  bool fail_on_status = false;
+  std::string output;
+  std::string timeout;
+  std::string connect_timeout;
+  int max_redirects = 10;
+  bool insecure = false;
+  std::string cacert;
+  std::string cert;
+  std::string key;
+  bool allow_downgrade = false;
+  bool no_decompress = false;
+};
+
+double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+json timings_json(const http::Timings& t) {
+  auto round3 = [](double v) { return std::round(v * 1000) / 1000; };
+  return json{{"dns", round3(ms(t.dns))},         {"connect", round3(ms(t.connect))},
+              {"tls", round3(ms(t.tls))},         {"send", round3(ms(t.send))},
+              {"wait", round3(ms(t.wait))},       {"receive", round3(ms(t.receive))},
+              {"total", round3(ms(t.total))}};
+}
+
+json headers_json(const http::Headers& headers) {
+  json out = json::object();
+  for (const auto& field : headers) {
+    std::string name = field.name;
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!out.contains(name)) out[name] = field.value;
+    else if (out[name].is_array()) out[name].push_back(field.value);
+    else out[name] = json::array({out[name], field.value});
+  }
+  return out;
+}
+
+json error_json(const Error& error) {
+  return json{{"kind", to_string(error.kind())}, {"phase", to_string(error.phase())}, {"message", error.message()}};
+}
+
+void print_head(std::FILE* out, const http::Response& res, const char* prefix) {
+  std::fprintf(out, "%sHTTP/%d.%d %d %s\r\n", prefix, res.version / 10, res.version % 10, res.status, res.reason.c_str());
+  for (const auto& f : res.headers) std::fprintf(out, "%s%s: %s\r\n", prefix, f.name.c_str(), f.value.c_str());
+  std::fprintf(out, "%s\r\n", prefix);
+}
+
+// httpstat-style breakdown on stderr.
+void print_timings(const http::Response& res) {
+  const auto& t = res.timings;
+  auto cell = [](Duration d) { return format_duration(std::chrono::duration_cast<std::chrono::nanoseconds>(d)); };
+  std::fprintf(stderr,
+               "\n  DNS Lookup   TCP Connection   TLS Handshake   Request Sent   Server Processing   Content Transfer\n"
+               "[ %10s | %14s | %13s | %12s | %17s | %16s ]\n"
+               "%95s\n",
+               cell(t.dns).c_str(), cell(t.connect).c_str(), cell(t.tls).c_str(), cell(t.send).c_str(),
+               cell(t.wait).c_str(), cell(t.receive).c_str(), ("total: " + cell(t.total)).c_str());
+  std::fprintf(stderr, "connection: %s to %s%s%s\n", res.reused ? "reused" : "new", res.remote_address.c_str(),
+               res.url.is_https() ? (res.tls_resumed ? ", TLS resumed" : ", TLS full handshake") : "",
+               res.redirects ? (", after " + std::to_string(res.redirects) + " redirect(s)").c_str() : "");
+}
+
+Result<http::Request> build_request(const GetOptions& o) {
+  std::string url = o.url;
+  if (url.find("://") == std::string::npos) url = "http://" + url;  // like curl
+  auto request = http::Request::make(o.method, url);
+  if (!request) return fail(request.error());
+  for (const auto& line : o.headers) {
+    auto field = http::parse_header_line(line);
+    if (!field) return fail(field.error());
+    request->headers.add(std::move(field->name), std::move(field->value));
+  }
+  if (o.data && o.data_file) return fail(Error::config("use either -d/--data or --data-file, not both"));
+  if (o.data) {
+    request->body = *o.data;
+    if (!request->headers.contains("content-type"))
+      request->headers.add("Content-Type", "application/x-www-form-urlencoded");  // as curl -d does
+  }
+  if (o.data_file) request->body = http::FileBody{*o.data_file};
+  if (!o.timeout.empty()) {
+    auto d = parse_duration(o.timeout);
+    if (!d) return fail(d.error());
+    request->timeouts.total = *d;
+  }
+  if (!o.connect_timeout.empty()) {
+    auto d = parse_duration(o.connect_timeout);
+    if (!d) return fail(d.error());
+    request->timeouts.connect = *d;
+  }
+  if (o.max_redirects < 0) return fail(Error::config("--max-redirects must be 0 or more"));
+  request->max_redirects = o.max_redirects;
+  request->allow_https_to_http = o.allow_downgrade;
+  if (o.no_decompress) request->decompress = false;
+  return request;
+}
+
+int report_error(const GetOptions& o, const Error& error) {
+  if (o.json_output) {
+    json out{{"url", o.url}, {"error", error_json(error)}};
+    std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << std::endl;
+  }
+  std::fprintf(stderr, "errand: %s\n", error.describe().c_str());
+  return exit_code_for(error.kind());
+}
+
+// Runs on a runtime worker: the whole exchange, writing the body as it arrives.
+asio::awaitable<int> run(const GetOptions& o, http::Client& client, http::Request request) {
+  auto stream = co_await client.open(std::move(request));
+  if (!stream) co_return report_error(o, stream.error());
+
+  std::FILE* out = stdout;
+  bool to_file = !o.output.empty() && o.output != "-";
+  if (to_file) {
+    out = std::fopen(o.output.c_str(), "wb");
+    if (!out) {
+      std::fprintf(stderr, "errand: cannot write '%s': %s\n", o.output.c_str(), std::strerror(errno));
+      co_return exit_codes::write_failed;
+    }
+  }
+  struct Closer {
+    std::FILE* f;
+    bool own;
+    ~Closer() {
+      if (own) std::fclose(f);
+    }
+  } closer{out, to_file};
+
+  const bool buffer_body = o.json_output && !to_file;
+  if (o.include && !o.json_output) print_head(stdout, stream->response(), "");
+  if (o.verbose && !o.json_output) print_head(stderr, stream->response(), "< ");
+
+  std::uint64_t body_bytes = 0;
+  std::string body;
+  for (;;) {
+    auto piece = co_await stream->read();
+    if (!piece) co_return report_error(o, piece.error());
+    if (piece->empty()) break;
+    body_bytes += piece->size();
+    if (buffer_body) {
+      body.append(*piece);
+    } else if (!o.json_output || to_file) {
+      if (std::fwrite(piece->data(), 1, piece->size(), out) != piece->size()) {
+        std::fprintf(stderr, "errand: writing the body failed: %s\n", std::strerror(errno));
+        co_return exit_codes::write_failed;
+      }
+      std::fflush(out);  // streamed responses are shown as they arrive
+    }
+  }
+  const auto& res = stream->response();
+  if (o.json_output) {
+    json j{{"url", res.url.to_string()},
+           {"status", res.status},
+           {"reason", res.reason},
+           {"http_version", res.version == 10 ? "1.0" : "1.1"},
+           {"headers", headers_json(res.headers)},
+           {"timings", timings_json(res.timings)},
+           {"reused", res.reused},
+           {"tls_resumed", res.tls_resumed},
+           {"remote_address", res.remote_address},
+           {"redirects", res.redirects}};
+    if (buffer_body) j["body"] = body;
+    else j["body_bytes"] = body_bytes;
+    std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << std::endl;
+  }
+  if (o.verbose) print_timings(res);
+  if (o.fail_on_status && res.status >= 400) {
+    std::fprintf(stderr, "errand: HTTP status %d\n", res.status);
+    co_return exit_codes::http_status;
+  }
+  co_return 0;
+}
+
+int execute(const GetOptions& o) {
+  auto request = build_request(o);
+  if (!request) return report_error(o, request.error());
+  net::Runtime runtime({.threads = 1});
+  http::ClientOptions options;
+  options.runtime = &runtime;
+  options.tls.insecure = o.insecure;
+  options.tls.ca_file = o.cacert;
+  options.tls.cert_file = o.cert;
+  options.tls.key_file = o.key;
+  int rc;
+  {
+    http::Client client(options);
+    rc = asio::co_spawn(runtime.context(0), run(o, client, std::move(*request)), asio::use_future).get();
+  }
+  runtime.stop();
+  return rc;
+}
+
+void add_common(CLI::App* cmd, GetOptions& o) {
+  cmd->add_option("url", o.url, "URL (http:// is assumed when no scheme is given)")->required();
+  cmd->add_option("-H,--header", o.headers, "extra request header 'Name: value' (repeatable)");
+  cmd->add_flag("-i,--include", o.include, "print the response status line and headers before the body");
+  cmd->add_flag("-v,--verbose", o.verbose, "print response headers and a phase-timing breakdown to stderr");
+  cmd->add_option("-o,--output", o.output, "write the body to FILE instead of stdout");
+  cmd->add_flag("--json", o.json_output, "print one JSON object: status, headers, body, timings, errors");
+  cmd->add_flag("-f,--fail", o.fail_on_status, "exit with 22 when the status is 400 or above");
+  cmd->add_option("--timeout", o.timeout, "deadline for the whole request, e.g. 2.5, 500ms, 2s");
+  cmd->add_option("--connect-timeout", o.connect_timeout, "deadline for DNS + TCP + TLS of a new connection");
+  cmd->add_option("--max-redirects", o.max_redirects, "redirects to follow (0: none)")->capture_default_str();
+  cmd->add_flag("--allow-https-to-http", o.allow_downgrade, "follow redirects from https to plain http");
+  cmd->add_flag("-k,--insecure", o.insecure, "do not verify the server's certificate (dangerous)");
+  cmd->add_option("--cacert", o.cacert, "extra CA certificates (PEM) to trust");
+  cmd->add_option("--cert", o.cert, "client certificate (PEM) for mutual TLS");
+  cmd->add_option("--key", o.key, "client private key (PEM)");
+  cmd->add_flag("--no-decompress", o.no_decompress, "do not ask for or decode compressed bodies");
+  cmd->add_option("-d,--data", o.data, "request body");
+  cmd->add_option("--data-file", o.data_file, "request body read from FILE");
+}
+
+}  // namespace
+
+void add_get_commands(CLI::App& app, int& exit_code) {
+  auto get_options = std::make_shared<GetOptions>();
+  auto* get = app.add_subcommand("get", "GET a URL: body to stdout, --json for a machine-readable result");
+  add_common(get, *get_options);
+  get->callback([get_options, &exit_code] { exit_code = execute(*get_options); });
+
+  auto request_options = std::make_shared<GetOptions>();
+  auto* request = app.add_subcommand("request", "send any HTTP request (-X METHOD, -H, -d, --data-file)");
+  add_common(request, *request_options);
+  request->add_option("-X,--request", request_options->method, "HTTP method")->capture_default_str();
+  request->callback([request_options, &exit_code] { exit_code = execute(*request_options); });
+}
+
+}  // namespace errand::cli

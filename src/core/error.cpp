@@ -1,0 +1,52 @@
+#include <errand/core/error.hpp>
+
+namespace errand {
+
+std::string_view to_string(ErrorKind kind) noexcept {
+  switch (kind) {
+    case ErrorKind::dns: return "dns";
+    case ErrorKind::connect: return "connect";
+    case ErrorKind::tls: return "tls";
+    case ErrorKind::timeout: return "timeout";
+    case ErrorKind::protocol: return "protocol";
+    case ErrorKind::http_status: return "http_status";
+    case ErrorKind::cancelled: return "cancelled";
+    case ErrorKind::io: return "io";
+    case ErrorKind::config: return "config";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(Phase phase) noexcept {
+  switch (phase) {
+    case Phase::none: return "none";
+    case Phase::dns: return "dns";
+    case Phase::connect: return "connect";
+    case Phase::tls: return "tls";
+    case Phase::write: return "write";
+    case Phase::first_byte: return "first_byte";
+    case Phase::read: return "read";
+  }
+  return "unknown";
+}
+
+std::string Error::describe() const {
+  std::string out;
+  if (!where_.file.empty()) {
+    out += where_.file;
+    if (where_.line > 0) out += ':' + std::to_string(where_.line);
+    if (where_.column > 0) out += ':' + std::to_string(where_.column);
+    out += ": ";
+  }
+  out += to_string(kind_);
+  if (phase_ != Phase::none) {
+    out += " (";
+    out += to_string(phase_);
+    out += ')';
+  }
+  out += ": ";
+  out += message_;
+  return out;
+}
+
+}  // namespace errand

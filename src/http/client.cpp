@@ -1,0 +1,572 @@
+#include <errand/http/client.hpp>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "http/connection.hpp"
+#include "http/decoder.hpp"
+#include "http/h1/serialize.hpp"
+#include "http/pool.hpp"
+#include "http/stream_source.hpp"
+
+namespace errand::http {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr Duration liveness_check_after = std::chrono::seconds(1);
+constexpr std::size_t redirect_drain_limit = 64 * 1024;
+
+TimePoint now() { return std::chrono::steady_clock::now(); }
+
+TimePoint deadline_after(TimePoint from, std::optional<Duration> d) {
+  if (!d || *d <= Duration::zero()) return TimePoint::max();
+  return from + *d;
+}
+
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+struct Waiter {
+  explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
+  asio::steady_timer timer;
+  bool woken = false;
+};
+
+}  // namespace
+
+// Per-worker state: touched only by that worker's thread.
+struct Shard {
+  Shard(asio::io_context& ctx, const ClientOptions& options)
+      : context(ctx),
+        pool(PoolLimits{options.pool.max_per_origin, options.pool.max_total, options.pool.idle_timeout,
+                        options.pool.max_lifetime}),
+        dns(options.dns_cache_ttl),
+        sweeper(ctx) {}
+  asio::io_context& context;
+  PoolCore<Connection> pool;
+  net::DnsCache dns;
+  std::unordered_map<std::string, std::deque<std::shared_ptr<Waiter>>> waiters;
+  asio::steady_timer sweeper;
+  bool sweeping = false;
+  std::atomic<std::size_t> open_now{0};
+  std::atomic<std::size_t> idle_now{0};
+};
+
+struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
+  explicit Impl(ClientOptions opts) : options(std::move(opts)) {
+    runtime = options.runtime ? options.runtime : &net::Runtime::default_runtime();
+    std::size_t n = runtime->size();
+    // Limits are split across the worker shards so that no lock is needed on the hot path.
+    ClientOptions per_shard = options;
+    per_shard.pool.max_per_origin = std::max<std::size_t>(1, (options.pool.max_per_origin + n - 1) / n);
+    if (options.pool.max_total) per_shard.pool.max_total = std::max<std::size_t>(1, (options.pool.max_total + n - 1) / n);
+    for (std::size_t i = 0; i < n; ++i) shards.push_back(std::make_unique<Shard>(runtime->context(i), per_shard));
+  }
+
+  ClientOptions options;
+  net::Runtime* runtime = nullptr;
+  std::vector<std::unique_ptr<Shard>> shards;
+
+  std::once_flag tls_once;
+  Result<std::shared_ptr<tls::ClientContext>> tls_context = fail(ErrorKind::tls, "TLS not initialised");
+
+  std::atomic<std::uint64_t> opened{0}, reused{0}, requests{0}, closed{0}, tls_full{0}, tls_resumed{0},
+      transparent_retries{0};
+
+  Result<tls::ClientContext*> tls() {
+    std::call_once(tls_once, [this] {
+      tls::ClientConfig config;
+      config.insecure = options.tls.insecure;
+      config.ca_file = options.tls.ca_file;
+      config.cert_file = options.tls.cert_file;
+      config.key_file = options.tls.key_file;
+      config.session_cache = options.tls.session_cache;
+      tls_context = tls::ClientContext::create(config);
+    });
+    if (!tls_context) return fail(tls_context.error());
+    return tls_context->get();
+  }
+
+  void publish(Shard& shard) {
+    shard.open_now.store(shard.pool.open_count(), std::memory_order_relaxed);
+    shard.idle_now.store(shard.pool.idle_count(), std::memory_order_relaxed);
+  }
+
+  // A slot or an idle connection became available for `origin`: let one waiter retry.
+  void wake(Shard& shard, const std::string& origin) {
+    auto try_wake = [](std::deque<std::shared_ptr<Waiter>>& queue) {
+      while (!queue.empty()) {
+        auto waiter = std::move(queue.front());
+        queue.pop_front();
+        if (waiter->woken) continue;
+        waiter->woken = true;
+        waiter->timer.cancel();
+        return true;
+      }
+      return false;
+    };
+    if (auto it = shard.waiters.find(origin); it != shard.waiters.end() && try_wake(it->second)) return;
+    if (options.pool.max_total) {
+      for (auto& [other, queue] : shard.waiters)
+        if (try_wake(queue)) return;
+    }
+  }
+
+  void release(Shard& shard, std::shared_ptr<Connection> conn) {
+    auto origin = conn->origin();
+    bool reusable = conn->reusable();
+    auto t = now();
+    conn->touch(t);
+    auto closed_before = shard.pool.closed();
+    shard.pool.release(std::move(conn), reusable, t);
+    closed.fetch_add(shard.pool.closed() - closed_before, std::memory_order_relaxed);
+    publish(shard);
+    wake(shard, origin);
+    if (reusable) start_sweeper(shard);
+  }
+
+  void discard(Shard& shard, const std::shared_ptr<Connection>& conn) {
+    conn->close();
+    shard.pool.on_closed(conn->origin());
+    closed.fetch_add(1, std::memory_order_relaxed);
+    publish(shard);
+    wake(shard, conn->origin());
+  }
+
+  void start_sweeper(Shard& shard) {
+    if (shard.sweeping) return;
+    shard.sweeping = true;
+    auto period = std::max<Duration>(options.pool.idle_timeout / 2, std::chrono::seconds(1));
+    shard.sweeper.expires_after(period);
+    shard.sweeper.async_wait([weak = weak_from_this(), &shard](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (!self || ec) return;
+      shard.sweeping = false;
+      auto closed_before = shard.pool.closed();
+      shard.pool.evict_expired(now());
+      self->closed.fetch_add(shard.pool.closed() - closed_before, std::memory_order_relaxed);
+      self->publish(shard);
+      if (shard.pool.idle_count() > 0) self->start_sweeper(shard);
+    });
+  }
+
+  struct Lease {
+    std::shared_ptr<Connection> conn;
+    bool reused = false;
+  };
+
+  asio::awaitable<Result<Lease>> acquire(Shard& shard, const Url& url, TimePoint connect_deadline,
+                                         TimePoint total_deadline, Timings& timings, bool fresh_only) {
+    const std::string origin = url.origin();
+    for (;;) {
+      auto t = now();
+      if (!fresh_only) {
+        while (auto conn = shard.pool.take_idle(origin, t)) {
+          if (t - conn->last_used() >= liveness_check_after && !conn->still_alive()) {
+            discard(shard, conn);
+            continue;
+          }
+          publish(shard);
+          co_return Lease{std::move(conn), true};
+        }
+      }
+      if (shard.pool.can_open(origin)) {
+        EstablishParams params{url.host(), url.port(), url.is_https(), nullptr, &shard.dns,
+                               options.happy_eyeballs_delay};
+        if (params.tls) {
+          auto ctx = tls();
+          if (!ctx) co_return fail(ctx.error());
+          params.tls_context = *ctx;
+        }
+        shard.pool.on_opening(origin);
+        publish(shard);
+        auto conn = std::make_shared<Connection>(shard.context.get_executor(), origin);
+        auto established = co_await conn->establish(params, std::min(connect_deadline, total_deadline), timings);
+        if (!established) {
+          discard(shard, conn);
+          co_return fail(std::move(established.error()));
+        }
+        opened.fetch_add(1, std::memory_order_relaxed);
+        if (conn->is_tls()) (conn->tls_resumed() ? tls_resumed : tls_full).fetch_add(1, std::memory_order_relaxed);
+        co_return Lease{std::move(conn), false};
+      }
+      auto waiter = std::make_shared<Waiter>(shard.context.get_executor());
+      auto wait_deadline = std::min(total_deadline, t + options.pool.wait_timeout);
+      waiter->timer.expires_at(wait_deadline);
+      shard.waiters[origin].push_back(waiter);
+      co_await waiter->timer.async_wait(use_tuple);
+      if (!waiter->woken) {
+        waiter->woken = true;  // leaves the queue lazily
+        auto state = co_await asio::this_coro::cancellation_state;
+        if (state.cancelled() != asio::cancellation_type::none)
+          co_return fail(ErrorKind::cancelled, "cancelled while waiting for a connection");
+        co_return fail(Error::timeout(Phase::connect, "no free connection to " + origin + " (limit " +
+                                                          std::to_string(options.pool.max_per_origin) +
+                                                          " per origin) before the deadline"));
+      }
+    }
+  }
+
+  struct Hop {
+    std::shared_ptr<Connection> conn;
+    h1::ResponseHead head;
+    bool reused = false;
+  };
+
+  struct Exchange {
+    TimePoint start;
+    TimePoint total_deadline;
+    Timeouts timeouts;
+    Timings timings;
+  };
+
+  asio::awaitable<Result<Hop>> round_trip(Shard& shard, const Request& request, bool offer_compression,
+                                          Exchange& ex) {
+    std::optional<std::uint64_t> body_length;
+    if (const auto* text = std::get_if<std::string>(&request.body)) {
+      body_length = text->size();
+    } else if (const auto* file = std::get_if<FileBody>(&request.body)) {
+      struct stat st {};
+      if (::stat(file->path.c_str(), &st) != 0)
+        co_return fail(Error::config("cannot read body file '" + file->path + "': " + std::strerror(errno)));
+      if (!S_ISREG(st.st_mode)) co_return fail(Error::config("body file '" + file->path + "' is not a regular file"));
+      body_length = static_cast<std::uint64_t>(st.st_size);
+    }
+    std::string head = h1::serialize_head(
+        request, body_length,
+        h1::HeadDefaults{options.user_agent, offer_compression ? supported_encodings : std::string_view()});
+    bool head_request = request.method == "HEAD";
+    Duration idle = ex.timeouts.idle_read.value_or(Duration::zero());
+
+    for (int attempt = 0;; ++attempt) {
+      ex.timings = Timings{};
+      auto hop_start = now();
+      auto lease = co_await acquire(shard, request.url, deadline_after(hop_start, ex.timeouts.connect),
+                                    ex.total_deadline, ex.timings, attempt > 0);
+      if (!lease) co_return fail(std::move(lease.error()));
+      auto conn = std::move(lease->conn);
+      requests.fetch_add(1, std::memory_order_relaxed);
+      if (lease->reused) reused.fetch_add(1, std::memory_order_relaxed);
+
+      auto send_start = now();
+      auto written = co_await conn->write_request(head, request.body, idle, ex.total_deadline);
+      auto sent = now();
+      ex.timings.send = sent - send_start;
+      Result<h1::ResponseHead> response_head = fail(ErrorKind::io, "not sent");
+      if (written)
+        response_head = co_await conn->read_head(head_request, options.max_header_bytes,
+                                                 deadline_after(sent, ex.timeouts.first_byte), idle, ex.total_deadline);
+      else
+        response_head = fail(std::move(written.error()));
+      if (response_head) {
+        ex.timings.wait = conn->first_byte_at() - sent;
+        co_return Hop{std::move(conn), std::move(*response_head), lease->reused};
+      }
+      discard(shard, conn);
+      const Error& error = response_head.error();
+      // A keep-alive connection the server closed while idle fails before any response byte:
+      // the request was not processed, so replay it once on a new connection.
+      bool stale = lease->reused && attempt == 0 && error.kind() == ErrorKind::io &&
+                   (error.phase() == Phase::write || error.phase() == Phase::first_byte) &&
+                   (h1::is_idempotent(request.method) || error.phase() == Phase::write);
+      if (!stale) co_return fail(std::move(response_head.error()));
+      transparent_retries.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  asio::awaitable<Result<ResponseStream>> open(Request request);
+
+  Shard& shard_for_current_thread() {
+    auto worker = runtime->current_worker();
+    return *shards[worker ? *worker : 0];
+  }
+};
+
+namespace {
+
+class ConnectionSource final : public ResponseStream::Source {
+ public:
+  ConnectionSource(std::shared_ptr<Client::Impl> client, Shard& shard, std::shared_ptr<Connection> conn,
+                   TimePoint start, TimePoint total_deadline, Duration idle)
+      : client_(std::move(client)), shard_(shard), conn_(std::move(conn)), start_(start),
+        total_deadline_(total_deadline), idle_(idle) {
+    if (conn_->body_done()) finish();
+  }
+
+  ~ConnectionSource() override {
+    if (!conn_) return;
+    // Abandoned mid-body: the rest of the body is still on the wire, so the connection
+    // cannot carry another request.
+    auto drop = [client = client_, &shard = shard_, conn = conn_] { client->discard(shard, conn); };
+    if (shard_.context.get_executor().running_in_this_thread()) drop();
+    else asio::post(shard_.context, drop);
+  }
+
+  asio::awaitable<Result<std::string_view>> read(Response& head) override {
+    if (!conn_) co_return std::string_view();
+    if (!shard_.context.get_executor().running_in_this_thread())
+      co_return co_await asio::co_spawn(shard_.context, read_here(head), asio::use_awaitable);
+    co_return co_await read_here(head);
+  }
+
+  bool finished() const noexcept override { return !conn_; }
+
+ private:
+  asio::awaitable<Result<std::string_view>> read_here(Response& head) {
+    auto piece = co_await conn_->read_body(idle_, total_deadline_);
+    if (!piece) {
+      client_->discard(shard_, conn_);
+      conn_.reset();
+      co_return fail(std::move(piece.error()));
+    }
+    if (piece->empty()) {
+      auto t = now();
+      head.timings.receive = t - conn_->first_byte_at();
+      head.timings.total = t - start_;
+      finish();
+    }
+    co_return *piece;
+  }
+
+  void finish() {
+    client_->release(shard_, std::move(conn_));
+    conn_.reset();
+  }
+
+  std::shared_ptr<Client::Impl> client_;
+  Shard& shard_;
+  std::shared_ptr<Connection> conn_;
+  TimePoint start_;
+  TimePoint total_deadline_;
+  Duration idle_;
+};
+
+class DecodingSource final : public ResponseStream::Source {
+ public:
+  DecodingSource(std::unique_ptr<ResponseStream::Source> inner, std::unique_ptr<Decoder> decoder)
+      : inner_(std::move(inner)), decoder_(std::move(decoder)) {}
+
+  asio::awaitable<Result<std::string_view>> read(Response& head) override {
+    for (;;) {
+      out_.clear();
+      if (finished_) co_return std::string_view();
+      auto piece = co_await inner_->read(head);
+      if (!piece) co_return fail(std::move(piece.error()));
+      if (piece->empty()) {
+        finished_ = true;
+        if (auto ok = decoder_->finish(); !ok) co_return fail(std::move(ok.error()));
+        co_return std::string_view();
+      }
+      if (auto ok = decoder_->decode(*piece, out_); !ok) {
+        finished_ = true;
+        inner_.reset();  // closes the connection: the rest of the body is unread
+        co_return fail(std::move(ok.error()));
+      }
+      if (!out_.empty()) co_return std::string_view(out_);
+    }
+  }
+
+  bool finished() const noexcept override { return finished_; }
+
+ private:
+  std::unique_ptr<ResponseStream::Source> inner_;
+  std::unique_ptr<Decoder> decoder_;
+  std::string out_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request) {
+  Exchange ex;
+  ex.start = now();
+  const Timeouts& defaults = options.timeouts;
+  ex.timeouts.total = request.timeouts.total ? request.timeouts.total : defaults.total;
+  ex.timeouts.connect = request.timeouts.connect ? request.timeouts.connect : defaults.connect;
+  ex.timeouts.first_byte = request.timeouts.first_byte ? request.timeouts.first_byte : defaults.first_byte;
+  ex.timeouts.idle_read = request.timeouts.idle_read ? request.timeouts.idle_read : defaults.idle_read;
+  ex.total_deadline = deadline_after(ex.start, ex.timeouts.total);
+
+  if (request.url.host().empty()) co_return fail(Error::config("the request has no URL"));
+  if (auto ok = h1::validate_request(request); !ok) co_return fail(std::move(ok.error()));
+  const int max_redirects = request.max_redirects.value_or(options.max_redirects);
+  const bool offer_compression = request.decompress.value_or(options.decompress) && !request.headers.contains("accept-encoding");
+  Shard& shard = shard_for_current_thread();
+
+  for (int redirects = 0;;) {
+    auto hop = co_await round_trip(shard, request, offer_compression, ex);
+    if (!hop) co_return fail(std::move(hop.error()));
+
+    Response head;
+    head.status = hop->head.status;
+    head.reason = std::move(hop->head.reason);
+    head.version = hop->head.version;
+    head.headers = std::move(hop->head.headers);
+    head.url = request.url;
+    head.redirects = redirects;
+    head.timings = ex.timings;
+    head.timings.total = now() - ex.start;
+    head.reused = hop->reused;
+    head.tls_resumed = hop->conn->tls_resumed();
+    head.remote_address = hop->conn->remote_address();
+    std::unique_ptr<ResponseStream::Source> source = std::make_unique<ConnectionSource>(
+        shared_from_this(), shard, std::move(hop->conn), ex.start, ex.total_deadline,
+        ex.timeouts.idle_read.value_or(Duration::zero()));
+
+    auto location = head.headers.get("location");
+    if (is_redirect(head.status) && location && max_redirects > 0) {
+      if (redirects >= max_redirects)
+        co_return fail(ErrorKind::protocol, "stopped after " + std::to_string(max_redirects) + " redirects (the " +
+                                                std::to_string(redirects + 1) + "th points to " +
+                                                std::string(location->substr(0, 200)) + ")");
+      auto next = request.url.resolve(*location);
+      if (!next)
+        co_return fail(ErrorKind::protocol, "invalid redirect Location \"" + std::string(location->substr(0, 200)) +
+                                                "\": " + next.error().message());
+      if (request.url.is_https() && !next->is_https() && !request.allow_https_to_http)
+        co_return fail(Error::config("refused redirect from https to http (" + next->to_string() +
+                                     "); allow it explicitly to follow"));
+      // Read a small body to keep the connection; a large one is cheaper to abandon.
+      std::size_t drained = 0;
+      while (!source->finished() && drained <= redirect_drain_limit) {
+        auto piece = co_await source->read(head);
+        if (!piece || piece->empty()) break;
+        drained += piece->size();
+      }
+      source.reset();
+      bool to_get = (head.status == 303 && request.method != "HEAD") ||
+                    ((head.status == 301 || head.status == 302) && request.method == "POST");
+      if (to_get) {
+        request.method = "GET";
+        request.body = std::monostate{};
+        request.headers.remove("content-type");
+        request.headers.remove("content-encoding");
+      }
+      if (next->origin() != request.url.origin()) {
+        // Credentials are for the origin they were given to (curl, Go and browsers agree).
+        request.headers.remove("authorization");
+        request.headers.remove("proxy-authorization");
+        request.headers.remove("cookie");
+      }
+      request.url = std::move(*next);
+      ++redirects;
+      continue;
+    }
+
+    if (offer_compression && request.method != "HEAD") {
+      if (auto encoding = head.headers.get("content-encoding")) {
+        auto decoder = Decoder::create(*encoding);
+        if (!decoder) co_return fail(std::move(decoder.error()));
+        if (*decoder) source = std::make_unique<DecodingSource>(std::move(source), std::move(*decoder));
+      }
+    }
+    co_return ResponseStream(std::move(head), std::move(source));
+  }
+}
+
+Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+
+Client::~Client() {
+  // Idle connections are closed on their own workers; requests still running keep the
+  // shared state alive until they finish.
+  for (auto& shard : impl_->shards) {
+    auto close_idle = [impl = impl_, &shard = *shard] {
+      shard.pool.close_idle();
+      shard.sweeper.cancel();
+      impl->publish(shard);
+    };
+    if (shard->context.get_executor().running_in_this_thread() || shard->context.stopped()) close_idle();
+    else asio::post(shard->context, close_idle);
+  }
+}
+
+asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
+  if (!impl_->runtime->current_worker()) {
+    auto& context = impl_->runtime->context(impl_->runtime->next_worker());
+    co_return co_await asio::co_spawn(context, impl_->open(std::move(request)), asio::use_awaitable);
+  }
+  co_return co_await impl_->open(std::move(request));
+}
+
+asio::awaitable<Result<Response>> Client::send(Request request) {
+  auto stream = co_await open(std::move(request));
+  if (!stream) co_return fail(std::move(stream.error()));
+  if (auto all = co_await stream->read_all(impl_->options.max_body_bytes); !all) co_return fail(std::move(all.error()));
+  co_return std::move(stream->response());
+}
+
+PoolStats Client::stats() const {
+  PoolStats s;
+  s.opened = impl_->opened.load(std::memory_order_relaxed);
+  s.reused = impl_->reused.load(std::memory_order_relaxed);
+  s.requests = impl_->requests.load(std::memory_order_relaxed);
+  s.closed = impl_->closed.load(std::memory_order_relaxed);
+  s.tls_full_handshakes = impl_->tls_full.load(std::memory_order_relaxed);
+  s.tls_resumed_handshakes = impl_->tls_resumed.load(std::memory_order_relaxed);
+  s.transparent_retries = impl_->transparent_retries.load(std::memory_order_relaxed);
+  for (auto& shard : impl_->shards) {
+    s.open_now += shard->open_now.load(std::memory_order_relaxed);
+    s.idle_now += shard->idle_now.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+const ClientOptions& Client::options() const noexcept { return impl_->options; }
+net::Runtime& Client::runtime() noexcept { return *impl_->runtime; }
+
+ResponseStream::ResponseStream(Response head, std::unique_ptr<Source> source)
+    : head_(std::move(head)), source_(std::move(source)) {}
+ResponseStream::ResponseStream(ResponseStream&&) noexcept = default;
+ResponseStream& ResponseStream::operator=(ResponseStream&&) noexcept = default;
+ResponseStream::~ResponseStream() = default;
+
+asio::awaitable<Result<std::string_view>> ResponseStream::read() {
+  if (!source_) co_return std::string_view();
+  co_return co_await source_->read(head_);
+}
+
+asio::awaitable<Result<void>> ResponseStream::read_all(std::size_t limit) {
+  for (;;) {
+    auto piece = co_await read();
+    if (!piece) co_return fail(std::move(piece.error()));
+    if (piece->empty()) co_return Result<void>{};
+    if (head_.body.size() + piece->size() > limit) {
+      source_.reset();
+      co_return fail(Error(ErrorKind::protocol,
+                           "response body exceeds the limit of " + std::to_string(limit) + " bytes",
+                           std::make_error_code(std::errc::message_size), Phase::read));
+    }
+    head_.body.append(*piece);
+  }
+}
+
+bool ResponseStream::finished() const noexcept { return !source_ || source_->finished(); }
+
+Result<Request> Request::make(std::string_view method, std::string_view url) {
+  auto parsed = Url::parse(url);
+  if (!parsed) return fail(parsed.error());
+  Request request;
+  request.method = std::string(method);
+  request.url = std::move(*parsed);
+  if (auto ok = h1::validate_request(request); !ok) return fail(ok.error());
+  return request;
+}
+
+}  // namespace errand::http

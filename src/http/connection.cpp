@@ -1,0 +1,315 @@
+#include "http/connection.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace errand::http {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t initial_buffer = 64 * 1024;
+constexpr std::size_t file_chunk = 64 * 1024;
+
+TimePoint now() { return std::chrono::steady_clock::now(); }
+
+TimePoint later(TimePoint a, Duration d, TimePoint cap) {
+  if (d <= Duration::zero() || a > TimePoint::max() - d) return cap;
+  return std::min(a + d, cap);
+}
+
+std::string timeout_message(Phase phase) {
+  switch (phase) {
+    case Phase::tls: return "the TLS handshake did not finish before the deadline";
+    case Phase::write: return "the request could not be written before the deadline";
+    case Phase::first_byte: return "no response before the deadline";
+    case Phase::read: return "the response stalled past the deadline";
+    default: return "deadline exceeded";
+  }
+}
+
+std::error_code to_std(const error_code& ec) { return std::error_code(ec.value(), std::system_category()); }
+
+}  // namespace
+
+Connection::Connection(asio::any_io_executor executor, std::string origin)
+    : origin_(std::move(origin)), plain_(executor), timer_(executor), created_(now()), last_used_(created_) {}
+
+Connection::~Connection() {
+  error_code ignored;
+  socket().close(ignored);
+}
+
+asio::ip::tcp::socket& Connection::socket() noexcept { return tls_ ? tls_->next_layer() : plain_; }
+
+void Connection::arm(TimePoint deadline, Phase phase) {
+  deadline_ = deadline;
+  phase_ = phase;
+  timed_out_ = false;
+  if (deadline == TimePoint::max()) return;
+  if (watching_) {
+    // A later deadline needs nothing: the pending wait re-checks when it fires.
+    if (deadline < timer_.expiry()) timer_.expires_at(deadline);  // the aborted wait re-arms
+    return;
+  }
+  watching_ = true;
+  timer_.expires_at(deadline);
+  timer_.async_wait([self = shared_from_this()](const error_code&) { self->on_watchdog(); });
+}
+
+void Connection::on_watchdog() {
+  if (!open_ || deadline_ == TimePoint::max()) {
+    watching_ = false;
+    return;
+  }
+  if (now() >= deadline_) {
+    watching_ = false;
+    timed_out_ = true;
+    timed_out_phase_ = phase_;
+    error_code ignored;
+    socket().cancel(ignored);
+    return;
+  }
+  timer_.expires_at(deadline_);
+  timer_.async_wait([self = shared_from_this()](const error_code&) { self->on_watchdog(); });
+}
+
+asio::awaitable<Error> Connection::classify(const error_code& ec, Phase phase, ErrorKind kind, std::string what) {
+  close();
+  if (timed_out_) co_return Error::timeout(timed_out_phase_, timeout_message(timed_out_phase_));
+  auto state = co_await asio::this_coro::cancellation_state;
+  if (state.cancelled() != asio::cancellation_type::none || ec == asio::error::operation_aborted)
+    co_return Error(ErrorKind::cancelled, "request cancelled", to_std(ec), phase);
+  if (kind == ErrorKind::io) {
+    if (ec == asio::error::connection_reset) what += ": connection reset by peer";
+    else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) what += ": connection closed by peer";
+    else if (ec == asio::error::broken_pipe) what += ": connection closed by peer (broken pipe)";
+    else what += ": " + ec.message();
+  }
+  co_return Error(kind, std::move(what), to_std(ec), phase);
+}
+
+asio::awaitable<Result<void>> Connection::establish(const EstablishParams& params, TimePoint deadline,
+                                                    Timings& timings) {
+  auto t0 = now();
+  auto endpoints = co_await net::resolve(params.host, params.port, deadline, params.dns_cache);
+  auto t1 = now();
+  timings.dns = t1 - t0;
+  if (!endpoints) co_return fail(std::move(endpoints.error()));
+
+  auto socket = co_await net::connect_any(std::move(*endpoints), deadline, params.happy_eyeballs_delay);
+  auto t2 = now();
+  timings.connect = t2 - t1;
+  if (!socket) co_return fail(std::move(socket.error()));
+  plain_ = std::move(*socket);
+  open_ = true;
+  error_code ec;
+  auto remote = plain_.remote_endpoint(ec);
+  if (!ec) remote_ = net::to_string(remote);
+
+  if (params.tls) {
+    tls_ = std::make_unique<tls::Stream>(std::move(plain_), params.tls_context->native());
+    auto prepared = params.tls_context->prepare(*tls_, params.host, origin_);
+    if (!prepared) {
+      close();
+      co_return fail(std::move(prepared.error()));
+    }
+    arm(deadline, Phase::tls);
+    auto [hs_ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    disarm();
+    if (hs_ec) {
+      std::string what = "TLS handshake with " + params.host + " failed: " + params.tls_context->describe_failure(*tls_, hs_ec);
+      co_return fail(co_await classify(hs_ec, Phase::tls, ErrorKind::tls, std::move(what)));
+    }
+    tls_resumed_ = tls::ClientContext::session_reused(*tls_);
+    timings.tls = now() - t2;
+  }
+  created_ = last_used_ = now();
+  co_return Result<void>{};
+}
+
+asio::awaitable<Result<void>> Connection::write_request(std::string_view head, const RequestBody& body, Duration stall,
+                                                        TimePoint total_deadline) {
+  ++requests_;
+  body_done_ = false;
+  auto write_all = [this](const auto& buffers) {
+    if (tls_) return asio::async_write(*tls_, buffers, use_tuple);
+    return asio::async_write(plain_, buffers, use_tuple);
+  };
+  arm(later(now(), stall, total_deadline), Phase::write);
+  if (const auto* file = std::get_if<FileBody>(&body)) {
+    int fd = ::open(file->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      close();
+      co_return fail(Error::config("cannot open body file '" + file->path + "': " + std::strerror(errno)));
+    }
+    struct FdGuard {
+      int fd;
+      ~FdGuard() { ::close(fd); }
+    } guard{fd};
+    auto [ec, n] = co_await write_all(asio::buffer(head));
+    if (ec) co_return fail(co_await classify(ec, Phase::write, ErrorKind::io, "writing the request failed"));
+    std::vector<char> chunk(file_chunk);
+    for (;;) {
+      ssize_t got = ::read(fd, chunk.data(), chunk.size());
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        close();
+        co_return fail(Error(ErrorKind::io, "reading body file '" + file->path + "' failed: " + std::strerror(errno)));
+      }
+      if (got == 0) break;
+      arm(later(now(), stall, total_deadline), Phase::write);
+      auto [wec, wn] = co_await write_all(asio::buffer(chunk.data(), static_cast<std::size_t>(got)));
+      if (wec) co_return fail(co_await classify(wec, Phase::write, ErrorKind::io, "writing the request body failed"));
+    }
+    co_return Result<void>{};
+  }
+  const std::string* text = std::get_if<std::string>(&body);
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
+                                            text ? asio::buffer(*text) : asio::const_buffer()};
+  auto [ec, n] = co_await write_all(buffers);
+  if (ec) co_return fail(co_await classify(ec, Phase::write, ErrorKind::io, "writing the request failed"));
+  co_return Result<void>{};
+}
+
+asio::awaitable<Result<std::size_t>> Connection::read_more(Phase phase) {
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+  } else if (begin_ > 0) {
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (buffer_.empty()) buffer_.resize(initial_buffer);
+  if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // only a header grows it: bodies are consumed
+  auto room = asio::buffer(buffer_.data() + end_, buffer_.size() - end_);
+  // Two statements, not a conditional expression: GCC 12 mishandles co_await inside ?:.
+  std::tuple<boost::system::error_code, std::size_t> result;
+  if (tls_) result = co_await tls_->async_read_some(room, use_tuple);
+  else result = co_await plain_.async_read_some(room, use_tuple);
+  auto [ec, n] = result;
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) co_return std::size_t{0};
+  if (ec) co_return fail(co_await classify(ec, phase, ErrorKind::io, "reading the response failed"));
+  end_ += n;
+  co_return n;
+}
+
+asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_request, std::size_t header_limit,
+                                                                 TimePoint first_byte_deadline, Duration idle,
+                                                                 TimePoint total_deadline) {
+  parser_.emplace(header_limit, head_request);
+  body_done_ = false;
+  bool got_first = false;
+  Phase phase = Phase::first_byte;
+  arm(std::min(first_byte_deadline, total_deadline), phase);
+  for (;;) {
+    if (begin_ < end_) {
+      auto step = parser_->feed(std::string_view(buffer_.data() + begin_, end_ - begin_));
+      if (!step) {
+        close();
+        co_return fail(std::move(step.error()));
+      }
+      begin_ += step->consumed;
+      if (step->event == h1::ResponseParser::Event::header || step->event == h1::ResponseParser::Event::done) {
+        int status = parser_->head().status;
+        if (status >= 100 && status < 200 && status != 101) {  // interim response: the real one follows
+          parser_.emplace(header_limit, head_request);
+          continue;
+        }
+        keep_alive_ = parser_->keep_alive();
+        body_done_ = parser_->done();
+        if (body_done_) disarm();
+        co_return std::move(parser_->head());
+      }
+    }
+    auto n = co_await read_more(phase);
+    if (!n) co_return fail(std::move(n.error()));
+    if (*n == 0) {
+      auto eof = parser_->feed_eof();
+      close();
+      if (!eof) co_return fail(std::move(eof.error()));
+      co_return fail(Error(ErrorKind::io, "the connection closed before the response header was complete",
+                           std::make_error_code(std::errc::connection_aborted), Phase::read));
+    }
+    if (!got_first) {
+      got_first = true;
+      first_byte_at_ = now();
+      phase = Phase::read;
+      arm(later(first_byte_at_, idle, total_deadline), phase);
+    }
+  }
+}
+
+asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, TimePoint total_deadline) {
+  if (body_done_) co_return std::string_view();
+  arm(later(now(), idle, total_deadline), Phase::read);
+  for (;;) {
+    if (parser_->done()) {
+      body_done_ = true;
+      disarm();
+      co_return std::string_view();
+    }
+    if (begin_ < end_) {
+      auto step = parser_->feed(std::string_view(buffer_.data() + begin_, end_ - begin_));
+      if (!step) {
+        close();
+        co_return fail(std::move(step.error()));
+      }
+      begin_ += step->consumed;
+      if (step->event == h1::ResponseParser::Event::piece) co_return step->piece;
+      if (step->event == h1::ResponseParser::Event::done) {
+        body_done_ = true;
+        disarm();
+        co_return std::string_view();
+      }
+    }
+    auto n = co_await read_more(Phase::read);
+    if (!n) co_return fail(std::move(n.error()));
+    if (*n == 0) {
+      auto eof = parser_->feed_eof();
+      keep_alive_ = false;
+      close();
+      if (!eof) co_return fail(std::move(eof.error()));
+      body_done_ = true;
+      co_return std::string_view();
+    }
+  }
+}
+
+bool Connection::reusable() const noexcept {
+  return open_ && body_done_ && keep_alive_ && parser_ && !parser_->close_delimited() && !timed_out_ &&
+         begin_ == end_;
+}
+
+bool Connection::still_alive() {
+  if (!open_ || begin_ != end_) return false;
+  char probe;
+  ssize_t n = ::recv(const_cast<Connection*>(this)->socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  return false;  // 0: closed by the peer; >0: unsolicited bytes (a 408, a close_notify)
+}
+
+void Connection::close() {
+  if (!open_ && !watching_) return;
+  open_ = false;
+  timer_.cancel();
+  error_code ignored;
+  socket().close(ignored);
+}
+
+}  // namespace errand::http

@@ -1,0 +1,124 @@
+// One HTTP/1.1 connection: establishing it (DNS, TCP with Happy Eyeballs, TLS), writing a
+// request, reading the response head and then its body piece by piece.
+//
+// Deadlines: one watchdog timer per connection. Each phase sets the deadline it must meet
+// (arm); moving a deadline later costs nothing (the timer re-checks when it fires), and only
+// an earlier one re-arms the timer, so a keep-alive request normally schedules no timer at
+// all. When the deadline passes, the watchdog cancels the socket's operations and the failed
+// operation is reported as a timeout in the phase that was armed.
+//
+// A Connection belongs to one worker (its executor) and is not synchronised. It is shared
+// (shared_ptr) between the pool, the request using it and its own watchdog handler.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <errand/core/error.hpp>
+#include <errand/http/message.hpp>
+
+#include "http/h1/response_parser.hpp"
+#include "net/connect.hpp"
+#include "tls/tls.hpp"
+
+namespace errand::http {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+
+struct EstablishParams {
+  std::string host;
+  std::uint16_t port = 0;
+  bool tls = false;
+  tls::ClientContext* tls_context = nullptr;
+  net::DnsCache* dns_cache = nullptr;
+  Duration happy_eyeballs_delay = std::chrono::milliseconds(250);
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(boost::asio::any_io_executor executor, std::string origin);
+  ~Connection();
+
+  // DNS + TCP + TLS before `deadline`; fills timings.dns/connect/tls.
+  boost::asio::awaitable<Result<void>> establish(const EstablishParams& params, TimePoint deadline, Timings& timings);
+
+  // Writes the request head and body. `stall` bounds each write's progress.
+  boost::asio::awaitable<Result<void>> write_request(std::string_view head, const RequestBody& body,
+                                                     Duration stall, TimePoint total_deadline);
+
+  // Reads the response head (skipping 1xx interim responses). The first byte must arrive
+  // before `first_byte_deadline`; after that, silence longer than `idle` is a timeout.
+  boost::asio::awaitable<Result<h1::ResponseHead>> read_head(bool head_request, std::size_t header_limit,
+                                                              TimePoint first_byte_deadline, Duration idle,
+                                                              TimePoint total_deadline);
+
+  // The next piece of the body (a view into the read buffer, valid until the next call),
+  // or an empty view at the end of the body.
+  boost::asio::awaitable<Result<std::string_view>> read_body(Duration idle, TimePoint total_deadline);
+
+  bool body_done() const noexcept { return body_done_; }
+  // Whether the connection can carry another request (after a complete body).
+  bool reusable() const noexcept;
+  bool is_open() const noexcept { return open_; }
+  // Non-blocking check that an idle connection has not been closed by the peer.
+  bool still_alive();
+  void close();
+
+  const std::string& origin() const noexcept { return origin_; }
+  TimePoint created_at() const noexcept { return created_; }
+  TimePoint last_used() const noexcept { return last_used_; }
+  void touch(TimePoint now) noexcept { last_used_ = now; }
+  TimePoint first_byte_at() const noexcept { return first_byte_at_; }
+  std::uint64_t requests_served() const noexcept { return requests_; }
+  bool tls_resumed() const noexcept { return tls_resumed_; }
+  bool is_tls() const noexcept { return tls_ != nullptr; }
+  const std::string& remote_address() const noexcept { return remote_; }
+  boost::asio::any_io_executor executor() { return timer_.get_executor(); }
+
+ private:
+  void arm(TimePoint deadline, Phase phase);
+  void disarm() noexcept { deadline_ = TimePoint::max(); }
+  void on_watchdog();
+  boost::asio::ip::tcp::socket& socket() noexcept;
+  // The error for a failed socket operation: timeout if the watchdog fired, cancelled if the
+  // awaiting coroutine was cancelled, else the I/O error itself (kind io, or as given).
+  boost::asio::awaitable<Error> classify(const boost::system::error_code& ec, Phase phase, ErrorKind kind,
+                                         std::string what);
+  boost::asio::awaitable<Result<std::size_t>> read_more(Phase phase);
+
+  std::string origin_;
+  boost::asio::ip::tcp::socket plain_;
+  std::unique_ptr<tls::Stream> tls_;
+  boost::asio::steady_timer timer_;
+  TimePoint deadline_ = TimePoint::max();
+  Phase phase_ = Phase::none;
+  bool watching_ = false;
+  bool timed_out_ = false;
+  Phase timed_out_phase_ = Phase::none;
+  bool open_ = false;
+
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;  // unparsed data is buffer_[begin_, end_)
+  std::size_t end_ = 0;
+  std::optional<h1::ResponseParser> parser_;
+  bool body_done_ = false;
+  bool keep_alive_ = false;
+
+  TimePoint created_;
+  TimePoint last_used_;
+  TimePoint first_byte_at_{};
+  std::uint64_t requests_ = 0;
+  bool tls_resumed_ = false;
+  std::string remote_;
+};
+
+}  // namespace errand::http

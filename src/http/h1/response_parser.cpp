@@ -1,0 +1,134 @@
+#include "http/h1/response_parser.hpp"
+
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace errand::http::h1 {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+struct ResponseParser::Impl final : bhttp::basic_parser<false> {
+  ResponseHead head;
+  std::string_view piece;
+  bool has_piece = false;
+  bool close_delimited = false;
+  std::size_t limit = 0;
+
+  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
+
+  void on_response_impl(int code, beast::string_view reason, int version, beast::error_code&) override {
+    head.status = code;
+    head.reason.assign(reason.data(), reason.size());
+    head.version = version;
+  }
+
+  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value, beast::error_code&) override {
+    head.headers.add(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
+  }
+
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
+
+  std::size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    piece = std::string_view(body.data(), body.size());
+    has_piece = true;
+    return body.size();
+  }
+
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    piece = std::string_view(body.data(), body.size());
+    has_piece = true;
+    return body.size();
+  }
+
+  void on_finish_impl(beast::error_code&) override {}
+};
+
+namespace {
+
+Error to_error(const beast::error_code& ec, std::size_t header_limit) {
+  if (ec == bhttp::error::header_limit)
+    return Error(ErrorKind::protocol,
+                 "response header exceeds the limit of " + std::to_string(header_limit) + " bytes",
+                 std::make_error_code(std::errc::message_size), Phase::read);
+  if (ec == bhttp::error::partial_message)
+    return Error(ErrorKind::io, "the connection closed before the response was complete",
+                 std::make_error_code(std::errc::connection_aborted), Phase::read);
+  return Error(ErrorKind::protocol, "malformed response: " + ec.message(),
+               std::make_error_code(std::errc::protocol_error), Phase::read);
+}
+
+}  // namespace
+
+ResponseParser::ResponseParser(std::size_t header_limit, bool head_request) : impl_(std::make_unique<Impl>()) {
+  impl_->limit = header_limit;
+  impl_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(header_limit, UINT32_MAX)));
+  impl_->body_limit(boost::none);  // limits on bodies are the caller's (buffered vs streamed)
+  impl_->eager(false);
+  if (head_request) impl_->skip(true);
+}
+
+ResponseParser::~ResponseParser() = default;
+
+Result<ResponseParser::Step> ResponseParser::feed(std::string_view data) {
+  Step step;
+  bool header_was_done = impl_->is_header_done();
+  for (;;) {
+    impl_->has_piece = false;
+    beast::error_code ec;
+    std::size_t n = impl_->put(boost::asio::const_buffer(data.data() + step.consumed, data.size() - step.consumed), ec);
+    step.consumed += n;
+    if (ec == bhttp::error::need_more) {
+      step.event = Event::need_more;
+      return step;
+    }
+    if (ec) return fail(to_error(ec, impl_->limit));
+    if (impl_->has_piece) {
+      step.event = Event::piece;
+      step.piece = impl_->piece;
+      return step;
+    }
+    if (impl_->is_done()) {
+      step.event = header_was_done ? Event::done : Event::header;
+      return step;
+    }
+    if (!header_was_done && impl_->is_header_done()) {
+      impl_->close_delimited = !impl_->chunked() && !impl_->content_length();
+      step.event = Event::header;
+      return step;
+    }
+    if (n == 0 || step.consumed == data.size()) {
+      step.event = Event::need_more;
+      return step;
+    }
+  }
+}
+
+Result<void> ResponseParser::feed_eof() {
+  if (impl_->is_done()) return {};
+  if (!impl_->got_some())
+    return fail(Error(ErrorKind::io, "the server closed the connection without sending a response",
+                      std::make_error_code(std::errc::connection_aborted), Phase::first_byte));
+  beast::error_code ec;
+  impl_->put_eof(ec);
+  if (ec) return fail(to_error(ec, 0));
+  return {};
+}
+
+bool ResponseParser::header_done() const noexcept { return impl_->is_header_done(); }
+bool ResponseParser::done() const noexcept { return impl_->is_done(); }
+bool ResponseParser::got_some() const noexcept { return impl_->got_some(); }
+bool ResponseParser::keep_alive() const noexcept { return impl_->keep_alive(); }
+bool ResponseParser::chunked() const noexcept { return impl_->chunked(); }
+bool ResponseParser::close_delimited() const noexcept { return impl_->close_delimited; }
+std::optional<std::uint64_t> ResponseParser::content_length() const noexcept {
+  auto cl = impl_->content_length();
+  if (!cl) return std::nullopt;
+  return *cl;
+}
+ResponseHead& ResponseParser::head() noexcept { return impl_->head; }
+
+}  // namespace errand::http::h1

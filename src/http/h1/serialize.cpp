@@ -1,0 +1,82 @@
+#include "http/h1/serialize.hpp"
+
+#include <cctype>
+
+namespace errand::http::h1 {
+
+namespace {
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (std::isalnum(c)) continue;
+    switch (c) {
+      case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+      case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        continue;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+bool transport_owned(std::string_view name) {
+  return iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "host");
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+Result<void> validate_request(const Request& request) {
+  if (!is_token(request.method))
+    return fail(Error::config("invalid HTTP method \"" + request.method.substr(0, 32) + "\""));
+  for (const auto& field : request.headers) {
+    if (auto ok = validate_field(field.name, field.value); !ok) return ok;
+  }
+  return {};
+}
+
+std::string serialize_head(const Request& request, std::optional<std::uint64_t> body_length,
+                           const HeadDefaults& defaults) {
+  std::string out;
+  std::string target = request.url.target();
+  out.reserve(64 + target.size() + request.headers.size() * 48);
+  out.append(request.method);
+  out.push_back(' ');
+  out.append(target);
+  out.append(" HTTP/1.1\r\n");
+  if (auto host = request.headers.get("host")) append_field(out, "Host", *host);
+  else append_field(out, "Host", request.url.host_header());
+  bool has_ua = false, has_accept = false, has_ae = false;
+  for (const auto& field : request.headers) {
+    if (transport_owned(field.name)) continue;
+    has_ua |= iequals(field.name, "user-agent");
+    has_accept |= iequals(field.name, "accept");
+    has_ae |= iequals(field.name, "accept-encoding");
+    append_field(out, field.name, field.value);
+  }
+  if (!has_ua && !defaults.user_agent.empty()) append_field(out, "User-Agent", defaults.user_agent);
+  if (!has_accept) append_field(out, "Accept", "*/*");
+  if (!has_ae && !defaults.accept_encoding.empty()) append_field(out, "Accept-Encoding", defaults.accept_encoding);
+  if (body_length) {
+    append_field(out, "Content-Length", std::to_string(*body_length));
+  } else if (request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
+    append_field(out, "Content-Length", "0");  // some servers answer 411 without it
+  }
+  out.append("\r\n");
+  return out;
+}
+
+bool is_idempotent(std::string_view method) noexcept {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" || method == "DELETE" ||
+         method == "TRACE";
+}
+
+}  // namespace errand::http::h1

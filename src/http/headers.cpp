@@ -1,0 +1,107 @@
+#include <errand/http/headers.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+namespace errand::http {
+
+namespace {
+
+char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool is_tchar(unsigned char c) noexcept {
+  if (std::isalnum(c)) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+void Headers::add(std::string name, std::string value) {
+  fields_.push_back(HeaderField{std::move(name), std::move(value)});
+}
+
+void Headers::set(std::string_view name, std::string value) {
+  remove(name);
+  fields_.push_back(HeaderField{std::string(name), std::move(value)});
+}
+
+std::size_t Headers::remove(std::string_view name) {
+  auto before = fields_.size();
+  fields_.erase(std::remove_if(fields_.begin(), fields_.end(),
+                               [&](const HeaderField& f) { return iequals(f.name, name); }),
+                fields_.end());
+  return before - fields_.size();
+}
+
+std::optional<std::string_view> Headers::get(std::string_view name) const {
+  for (const auto& f : fields_)
+    if (iequals(f.name, name)) return std::string_view(f.value);
+  return std::nullopt;
+}
+
+std::vector<std::string_view> Headers::get_all(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& f : fields_)
+    if (iequals(f.name, name)) out.emplace_back(f.value);
+  return out;
+}
+
+bool Headers::has_token(std::string_view name, std::string_view token) const {
+  for (const auto& f : fields_) {
+    if (!iequals(f.name, name)) continue;
+    std::string_view rest = f.value;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      auto item = trim(rest.substr(0, comma));
+      if (iequals(item, token)) return true;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+Result<void> validate_field(std::string_view name, std::string_view value) {
+  if (name.empty()) return fail(Error::config("empty header name"));
+  for (unsigned char c : name) {
+    if (!is_tchar(c)) {
+      std::string shown = (c == '\r') ? "\\r" : (c == '\n') ? "\\n" : (c < 0x20 || c >= 0x7f) ? "\\x" + std::to_string(c) : std::string(1, static_cast<char>(c));
+      return fail(Error::config("invalid character '" + shown + "' in header name \"" + std::string(name.substr(0, 64)) + "\""));
+    }
+  }
+  for (unsigned char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0')
+      return fail(Error::config("header \"" + std::string(name) + "\" value contains CR, LF or NUL (header injection refused)"));
+  }
+  return {};
+}
+
+Result<HeaderField> parse_header_line(std::string_view line) {
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos)
+    return fail(Error::config("header \"" + std::string(line.substr(0, 64)) + "\" has no ':' (expected \"Name: value\")"));
+  HeaderField field{std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1)))};
+  if (auto ok = validate_field(field.name, field.value); !ok) return fail(ok.error());
+  return field;
+}
+
+}  // namespace errand::http

@@ -1,0 +1,164 @@
+// The connection pool's bookkeeping, free of I/O so that unit tests drive it on a ManualClock.
+//
+// One PoolCore per Runtime worker (a shard): it is touched only by that worker's thread and
+// takes no lock. Per origin it keeps idle connections LIFO (the most recently used is the
+// warmest: its TCP window is open and the server is least likely to have timed it out),
+// counts open connections against a per-origin and a total limit, and evicts connections
+// idle longer than idle_timeout or older than max_lifetime. Waiting for a free slot and
+// establishing connections are the async layer's job (client.cpp).
+//
+// Conn must provide: bool is_open() const; void close(); TimePoint created_at() const;
+// TimePoint last_used() const; const std::string& origin() const.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace errand::http {
+
+struct PoolLimits {
+  std::size_t max_per_origin = 100;
+  std::size_t max_total = 0;  // 0 = no limit
+  std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(90);
+  std::chrono::steady_clock::duration max_lifetime{};  // 0 = unlimited
+};
+
+template <typename Conn>
+class PoolCore {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  using ConnPtr = std::shared_ptr<Conn>;
+
+  explicit PoolCore(PoolLimits limits) : limits_(limits) {}
+
+  // The most recently released idle connection to `origin` that is still usable, or null.
+  // Expired or closed ones met on the way are closed and forgotten.
+  ConnPtr take_idle(const std::string& origin, TimePoint now) {
+    auto it = origins_.find(origin);
+    if (it == origins_.end()) return nullptr;
+    auto& idle = it->second.idle;
+    while (!idle.empty()) {
+      ConnPtr conn = std::move(idle.back());
+      idle.pop_back();
+      --idle_total_;
+      if (usable(*conn, now)) return conn;
+      drop(it->second, *conn);
+    }
+    return nullptr;
+  }
+
+  // Whether a new connection to `origin` may be opened now (limits not reached).
+  bool can_open(const std::string& origin) const {
+    if (limits_.max_total && open_total_ >= limits_.max_total) return false;
+    auto it = origins_.find(origin);
+    std::size_t open = it == origins_.end() ? 0 : it->second.open;
+    return open < limits_.max_per_origin;
+  }
+
+  // Records a connection being opened (call before establishing it, so that concurrent
+  // requests see the slot taken); undo with on_closed() if establishing fails.
+  void on_opening(const std::string& origin) {
+    ++origins_[origin].open;
+    ++open_total_;
+    ++opened_;
+  }
+
+  // Hands a connection back after a request. A connection that cannot serve another request
+  // (not reusable, closed, expired) is closed and its slot freed.
+  void release(ConnPtr conn, bool reusable, TimePoint now) {
+    auto& state = origins_[conn->origin()];
+    if (!reusable || !usable(*conn, now)) {
+      drop(state, *conn);
+      return;
+    }
+    state.idle.push_back(std::move(conn));
+    ++idle_total_;
+  }
+
+  // Frees the slot of a connection that failed or was closed while in use.
+  void on_closed(const std::string& origin) {
+    auto it = origins_.find(origin);
+    if (it == origins_.end() || it->second.open == 0) return;
+    --it->second.open;
+    --open_total_;
+    ++closed_;
+  }
+
+  // Closes idle connections past their idle timeout or lifetime; returns how many.
+  std::size_t evict_expired(TimePoint now) {
+    std::size_t evicted = 0;
+    for (auto& [origin, state] : origins_) {
+      auto& idle = state.idle;
+      for (std::size_t i = 0; i < idle.size();) {
+        if (usable(*idle[i], now)) {
+          ++i;
+          continue;
+        }
+        ConnPtr conn = std::move(idle[i]);
+        idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
+        --idle_total_;
+        drop(state, *conn);
+        ++evicted;
+      }
+    }
+    return evicted;
+  }
+
+  // Closes every idle connection (shutdown).
+  void close_idle() {
+    for (auto& [origin, state] : origins_) {
+      for (auto& conn : state.idle) drop(state, *conn);
+      idle_total_ -= state.idle.size();
+      state.idle.clear();
+    }
+  }
+
+  std::size_t open_count() const noexcept { return open_total_; }
+  std::size_t idle_count() const noexcept { return idle_total_; }
+  std::size_t open_count(const std::string& origin) const {
+    auto it = origins_.find(origin);
+    return it == origins_.end() ? 0 : it->second.open;
+  }
+  std::size_t idle_count(const std::string& origin) const {
+    auto it = origins_.find(origin);
+    return it == origins_.end() ? 0 : it->second.idle.size();
+  }
+  std::uint64_t opened() const noexcept { return opened_; }
+  std::uint64_t closed() const noexcept { return closed_; }
+  const PoolLimits& limits() const noexcept { return limits_; }
+
+ private:
+  struct OriginState {
+    std::vector<ConnPtr> idle;  // back = most recently released
+    std::size_t open = 0;       // idle + in use + being established
+  };
+
+  bool usable(const Conn& conn, TimePoint now) const {
+    if (!conn.is_open()) return false;
+    if (now - conn.last_used() >= limits_.idle_timeout) return false;
+    if (limits_.max_lifetime.count() > 0 && now - conn.created_at() >= limits_.max_lifetime) return false;
+    return true;
+  }
+
+  void drop(OriginState& state, Conn& conn) {
+    conn.close();
+    if (state.open > 0) {
+      --state.open;
+      --open_total_;
+      ++closed_;
+    }
+  }
+
+  PoolLimits limits_;
+  std::unordered_map<std::string, OriginState> origins_;
+  std::size_t open_total_ = 0;
+  std::size_t idle_total_ = 0;
+  std::uint64_t opened_ = 0;
+  std::uint64_t closed_ = 0;
+};
+
+}  // namespace errand::http

@@ -1,0 +1,21 @@
+// What a ResponseStream reads from: the connection itself, or a decoder in front of it.
+#pragma once
+
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <errand/http/client.hpp>
+
+namespace errand::http {
+
+class ResponseStream::Source {
+ public:
+  virtual ~Source() = default;
+  // Next piece of the body or an empty view at its end; updates the timings in `head` when
+  // the body ends.
+  virtual boost::asio::awaitable<Result<std::string_view>> read(Response& head) = 0;
+  virtual bool finished() const noexcept = 0;
+};
+
+}  // namespace errand::http
