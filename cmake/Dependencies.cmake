@@ -30,6 +30,7 @@ endfunction()
 
 errand_find_lib(BROTLIDEC_LIB brotlidec)
 errand_find_lib(BROTLICOMMON_LIB brotlicommon)
+errand_find_lib(BROTLIENC_LIB brotlienc)
 errand_find_lib(ZSTD_LIB zstd)
 
 add_library(errand_compression INTERFACE)

@@ -22,7 +22,7 @@
 namespace errand::cli {
 
 namespace asio = boost::asio;
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 using http::Duration;
 
 namespace {
@@ -188,14 +188,14 @@ asio::awaitable<int> run(const GetOptions& o, http::Client& client, http::Reques
            {"status", res.status},
            {"reason", res.reason},
            {"http_version", res.version == 10 ? "1.0" : "1.1"},
-           {"headers", headers_json(res.headers)},
-           {"timings", timings_json(res.timings)},
-           {"reused", res.reused},
-           {"tls_resumed", res.tls_resumed},
-           {"remote_address", res.remote_address},
-           {"redirects", res.redirects}};
+           {"headers", headers_json(res.headers)}};
     if (buffer_body) j["body"] = body;
     else j["body_bytes"] = body_bytes;
+    j["timings"] = timings_json(res.timings);
+    j["reused"] = res.reused;
+    j["tls_resumed"] = res.tls_resumed;
+    j["remote_address"] = res.remote_address;
+    j["redirects"] = res.redirects;
     std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << std::endl;
   }
   if (o.verbose) print_timings(res);

@@ -43,6 +43,17 @@ bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+// Asio throws operation_aborted from a cancelled coroutine's next co_await by default; the
+// client reports cancellation as an Error value instead, then restores the caller's setting.
+template <typename T>
+asio::awaitable<T> cancellation_as_value(asio::awaitable<T> task) {
+  bool previous = co_await asio::this_coro::throw_if_cancelled();
+  co_await asio::this_coro::throw_if_cancelled(false);
+  T result = co_await std::move(task);
+  co_await asio::this_coro::throw_if_cancelled(previous);
+  co_return result;
+}
+
 struct Waiter {
   explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
   asio::steady_timer timer;
@@ -500,15 +511,17 @@ Client::~Client() {
 asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
-    co_return co_await asio::co_spawn(context, impl_->open(std::move(request)), asio::use_awaitable);
+    co_return co_await asio::co_spawn(context, cancellation_as_value(impl_->open(std::move(request))),
+                                      asio::use_awaitable);
   }
-  co_return co_await impl_->open(std::move(request));
+  co_return co_await cancellation_as_value(impl_->open(std::move(request)));
 }
 
 asio::awaitable<Result<Response>> Client::send(Request request) {
   auto stream = co_await open(std::move(request));
   if (!stream) co_return fail(std::move(stream.error()));
-  if (auto all = co_await stream->read_all(impl_->options.max_body_bytes); !all) co_return fail(std::move(all.error()));
+  auto all = co_await stream->read_all(impl_->options.max_body_bytes);
+  if (!all) co_return fail(std::move(all.error()));
   co_return std::move(stream->response());
 }
 
@@ -539,7 +552,7 @@ ResponseStream::~ResponseStream() = default;
 
 asio::awaitable<Result<std::string_view>> ResponseStream::read() {
   if (!source_) co_return std::string_view();
-  co_return co_await source_->read(head_);
+  co_return co_await cancellation_as_value(source_->read(head_));
 }
 
 asio::awaitable<Result<void>> ResponseStream::read_all(std::size_t limit) {

@@ -29,8 +29,10 @@ int session_target_index() {
 int on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* target = static_cast<SessionTarget*>(SSL_get_ex_data(ssl, session_target_index()));
   if (!target || !SSL_SESSION_is_resumable(session)) return 0;
-  target->cache->store(target->origin, session);
-  return 1;  // we keep the reference
+  // A copy: OpenSSL marks the connection's own session not resumable when the connection is
+  // freed without a TLS shutdown, which is how pooled connections end.
+  if (SSL_SESSION* copy = SSL_SESSION_dup(session)) target->cache->store(target->origin, copy);
+  return 0;  // OpenSSL keeps (and frees) its reference
 }
 
 std::string openssl_reason() {

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# `errand get` / `errand request` from the outside: JSON shape, exit codes, output options,
+# refusal of bad input, against `errand target` on loopback.
+set -u
+bin=$1
+passed=0; failed=0
+check() {  # description, command (evaluated)...
+  local what=$1; shift
+  if eval "$@"; then passed=$((passed+1)); else failed=$((failed+1)); echo "FAIL: $what"; fi
+}
+jget() { python3 -c 'import json,sys
+d=json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    d = d.get(k) if isinstance(d, dict) else None
+print("" if d is None else d)' "$1"; }
+
+log=$(mktemp); tmp=$(mktemp -d)
+"$bin" target --listen 127.0.0.1:0 >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$log" "$tmp"' EXIT
+for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.05; done
+T=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$log" | head -1)
+[ -n "$T" ] || { echo "FAIL: target did not start: $(cat "$log")"; exit 1; }
+
+out=$("$bin" get "$T/ok" --json); rc=$?
+check "ok: exit 0" '[ $rc -eq 0 ]'
+check "ok: status 200" '[ "$(echo "$out" | jget status)" = 200 ]'
+check "ok: body" '[ "$(echo "$out" | jget body)" = ok ]'
+check "ok: timings.total present" '[ -n "$(echo "$out" | jget timings.total)" ]'
+check "ok: reused false" '[ "$(echo "$out" | jget reused)" = False ]'
+
+out=$("$bin" get "$T/status/503" --json); rc=$?
+check "503 is a response: exit 0" '[ $rc -eq 0 ]'
+check "503 status" '[ "$(echo "$out" | jget status)" = 503 ]'
+"$bin" get "$T/status/503" --fail >/dev/null 2>&1; rc=$?
+check "--fail on 503 exits 22" '[ $rc -eq 22 ]'
+
+out=$("$bin" get "http://127.0.0.1:1/" --json 2>/dev/null); rc=$?
+check "refused: exit 7" '[ $rc -eq 7 ]'
+check "refused: kind connect" '[ "$(echo "$out" | jget error.kind)" = connect ]'
+check "refused: no status" '[ -z "$(echo "$out" | jget status)" ]'
+
+out=$("$bin" get "$T/delay/3000" --timeout 300ms --json 2>/dev/null); rc=$?
+check "timeout: exit 28" '[ $rc -eq 28 ]'
+check "timeout: phase first_byte" '[ "$(echo "$out" | jget error.phase)" = first_byte ]'
+
+"$bin" get "http://no-such-host.invalid/" >/dev/null 2>&1; rc=$?
+check "dns: exit 6" '[ $rc -eq 6 ]'
+"$bin" get "$T/reset" >/dev/null 2>&1; rc=$?
+check "reset: exit 56" '[ $rc -eq 56 ]'
+"$bin" get "$T/headers/2048" >/dev/null 2>&1; rc=$?
+check "oversized headers: exit 8" '[ $rc -eq 8 ]'
+
+err=$("$bin" get "http://exa mple.com/" 2>&1 >/dev/null); rc=$?
+check "malformed URL: exit 2" '[ $rc -eq 2 ]'
+check "malformed URL: says why" 'echo "$err" | grep -q "config"'
+err=$("$bin" get "ftp://127.0.0.1/" 2>&1 >/dev/null); rc=$?
+check "unknown scheme: exit 2" '[ $rc -eq 2 ]'
+check "unknown scheme: named" 'echo "$err" | grep -q ftp'
+err=$("$bin" get "$T/echo" -H $'X-A: b\r\nX-Injected: 1' 2>&1 >/dev/null); rc=$?
+check "header injection refused: exit 2" '[ $rc -eq 2 ]'
+"$bin" get "$T/ok" -H 'NoColon' >/dev/null 2>&1; rc=$?
+check "header without colon refused: exit 2" '[ $rc -eq 2 ]'
+"$bin" get "$T/ok" --timeout 5x >/dev/null 2>&1; rc=$?
+check "bad duration refused: exit 2" '[ $rc -eq 2 ]'
+
+out=$("$bin" request -X POST "$T/echo" -H 'Content-Type: text/plain' -d 'hello body' --json)
+check "POST echo method" '[ "$(echo "$out" | jget body | jget method)" = POST ]'
+check "POST echo body" '[ "$(echo "$out" | jget body | jget body)" = "hello body" ]'
+head -c 100000 /dev/zero | tr '\0' 'z' > "$tmp/body"
+out=$("$bin" request -X PUT "$T/echo" --data-file "$tmp/body" --json)
+check "PUT --data-file length" '[ "$(echo "$out" | jget body | jget body_bytes)" = 100000 ]'
+
+"$bin" get "$T/bytes/200000" -o "$tmp/out" >/dev/null; rc=$?
+check "-o writes the body" '[ $rc -eq 0 ] && [ "$(stat -c %s "$tmp/out")" = 200000 ]'
+out=$("$bin" get "$T/bytes/1000" -o "$tmp/out2" --json)
+check "--json with -o reports body_bytes" '[ "$(echo "$out" | jget body_bytes)" = 1000 ]'
+out=$("$bin" get "$T/ok" -i)
+check "-i shows the status line" 'echo "$out" | head -1 | grep -q "^HTTP/1.1 200"'
+err=$("$bin" get "$T/ok" -v 2>&1 >/dev/null)
+check "-v shows the timing breakdown" 'echo "$err" | grep -q "Server Processing"'
+out=$("$bin" get "$T/gzip" --json)
+check "gzip decoded" 'echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if len(d[\"body\"]) == int(d[\"headers\"][\"x-uncompressed-length\"]) else 1)"'
+out=$("$bin" get "$T/redirect/2" --json)
+check "redirects counted" '[ "$(echo "$out" | jget redirects)" = 2 ]'
+lines=$("$bin" get "$T/stream/3?interval_ms=10" | wc -l)
+check "stream prints every chunk" '[ "$lines" -eq 3 ]'
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,419 @@
+// The client against the built-in target server: each failure a real upstream can produce
+// must come back as the right error kind and phase; streaming, decoding, redirects, bodies.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <fstream>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include <errand/http/client.hpp>
+
+#include "server/target_server.hpp"
+#include "support.hpp"
+
+namespace errand::http {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using testing::run_sync;
+using Clock = std::chrono::steady_clock;
+
+class TargetClientTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    target_ = new server::TargetServer({.listen = "127.0.0.1:0"});
+    auto started = target_->start();
+    ASSERT_TRUE(started) << started.error().describe();
+    tls_target_ = new server::TargetServer({.listen = "127.0.0.1:0", .tls = true});
+    auto tls_started = tls_target_->start();
+    ASSERT_TRUE(tls_started) << tls_started.error().describe();
+    ca_file_ = std::filesystem::temp_directory_path() / ("errand-target-ca-" + std::to_string(::getpid()) + ".pem");
+    std::ofstream(ca_file_) << tls_target_->certificate_pem();
+  }
+  static void TearDownTestSuite() {
+    delete target_;
+    delete tls_target_;
+    std::filesystem::remove(ca_file_);
+  }
+
+  std::string url(const std::string& path) const { return target_->base_url() + path; }
+
+  Request request(const std::string& method, const std::string& u) {
+    auto r = Request::make(method, u);
+    EXPECT_TRUE(r.has_value()) << r.error().describe();
+    return *r;
+  }
+
+  Result<Response> send(Request r) { return run_sync(runtime_, client_.send(std::move(r))); }
+  Result<Response> get(const std::string& path) { return send(request("GET", url(path))); }
+
+  static ClientOptions options(net::Runtime& runtime) {
+    ClientOptions o;
+    o.runtime = &runtime;
+    o.tls.ca_file = ca_file_.string();
+    return o;
+  }
+
+  static server::TargetServer* target_;
+  static server::TargetServer* tls_target_;
+  static std::filesystem::path ca_file_;
+  net::Runtime runtime_{{.threads = 1}};
+  Client client_{options(runtime_)};
+};
+
+server::TargetServer* TargetClientTest::target_ = nullptr;
+server::TargetServer* TargetClientTest::tls_target_ = nullptr;
+std::filesystem::path TargetClientTest::ca_file_;
+
+TEST_F(TargetClientTest, StatusCodesAreResponsesNotErrors) {
+  auto res = get("/status/503");
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 503);
+  auto missing = get("/status/404");
+  ASSERT_TRUE(missing) << missing.error().describe();
+  EXPECT_EQ(missing->status, 404);
+}
+
+TEST_F(TargetClientTest, ResetMidResponseIsAnIoError) {
+  auto res = get("/reset");
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::io) << res.error().describe();
+}
+
+TEST_F(TargetClientTest, CloseWithoutResponseIsAnIoErrorBeforeTheFirstByte) {
+  auto res = get("/close");
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::io) << res.error().describe();
+  EXPECT_EQ(res.error().phase(), Phase::first_byte) << res.error().describe();
+}
+
+TEST_F(TargetClientTest, OversizedResponseHeaderIsAProtocolErrorNamingTheLimit) {
+  auto res = get("/headers/2048");
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::protocol) << res.error().describe();
+  EXPECT_NE(res.error().message().find("1048576"), std::string::npos) << res.error().message();
+}
+
+TEST_F(TargetClientTest, SlowServerTimesOutInTheFirstBytePhaseWithin50ms) {
+  auto r = request("GET", url("/delay/3000"));
+  r.timeouts.total = 300ms;
+  auto start = Clock::now();
+  auto res = send(std::move(r));
+  auto elapsed = Clock::now() - start;
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::timeout);
+  EXPECT_EQ(res.error().phase(), Phase::first_byte);
+  EXPECT_GE(elapsed, 300ms);
+  EXPECT_LE(elapsed, 350ms) << "deadline overshot by " << std::chrono::duration<double, std::milli>(elapsed - 300ms).count() << " ms";
+}
+
+TEST_F(TargetClientTest, StalledBodyTimesOutInTheReadPhase) {
+  auto r = request("GET", url("/drip?bytes=20&duration_ms=4000"));
+  r.timeouts.idle_read = 100ms;
+  auto res = send(std::move(r));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::timeout);
+  EXPECT_EQ(res.error().phase(), Phase::read);
+}
+
+TEST_F(TargetClientTest, FirstChunkOfAStreamArrivesBeforeTheStreamEnds) {
+  auto timeline = run_sync(runtime_, [&]() -> asio::awaitable<std::vector<Clock::time_point>> {
+    std::vector<Clock::time_point> pieces;
+    auto stream = co_await client_.open(request("GET", url("/stream/5?interval_ms=150")));
+    if (!stream) co_return pieces;
+    for (;;) {
+      auto piece = co_await stream->read();
+      if (!piece || piece->empty()) break;
+      pieces.push_back(Clock::now());
+    }
+    pieces.push_back(Clock::now());  // end of stream
+    co_return pieces;
+  }());
+  ASSERT_GE(timeline.size(), 3u);
+  // Five chunks 150 ms apart: the first must be in hand ~600 ms before the end.
+  EXPECT_GE(timeline.back() - timeline.front(), 450ms);
+}
+
+TEST_F(TargetClientTest, ServerSentEventsAreReadIncrementally) {
+  auto events = run_sync(runtime_, [&]() -> asio::awaitable<std::vector<std::string>> {
+    std::vector<std::string> got;
+    auto stream = co_await client_.open(request("GET", url("/sse/3?interval_ms=50")));
+    if (!stream) co_return got;
+    EXPECT_EQ(stream->response().headers.get("content-type").value_or(""), "text/event-stream");
+    for (;;) {
+      auto piece = co_await stream->read();
+      if (!piece || piece->empty()) break;
+      got.emplace_back(*piece);
+    }
+    co_return got;
+  }());
+  std::string all;
+  for (auto& e : events) all += e;
+  EXPECT_GE(events.size(), 2u);
+  EXPECT_NE(all.find("id: 0"), std::string::npos);
+  EXPECT_NE(all.find("id: 2"), std::string::npos);
+}
+
+class EncodingTest : public TargetClientTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(EncodingTest, BodyIsDecodedTransparently) {
+  auto res = get("/" + GetParam());
+  ASSERT_TRUE(res) << res.error().describe();
+  ASSERT_EQ(res->status, 200);
+  auto expected = res->headers.get("x-uncompressed-length");
+  ASSERT_TRUE(expected);
+  EXPECT_EQ(std::to_string(res->body.size()), std::string(*expected));
+  auto json = nlohmann::json::parse(res->body, nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << "decoded body is not JSON";
+}
+
+INSTANTIATE_TEST_SUITE_P(AllEncodings, EncodingTest, ::testing::Values("gzip", "deflate", "brotli", "zstd"));
+
+TEST_F(TargetClientTest, FollowsRedirectsAndCountsThem) {
+  auto res = get("/redirect/3");
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->redirects, 3);
+  EXPECT_EQ(res->url.path(), "/ok");
+}
+
+TEST_F(TargetClientTest, StopsAfterTheRedirectLimit) {
+  auto r = request("GET", url("/redirect/5"));
+  r.max_redirects = 2;
+  auto res = send(std::move(r));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::protocol);
+  EXPECT_NE(res.error().message().find("2 redirects"), std::string::npos) << res.error().message();
+}
+
+TEST_F(TargetClientTest, ZeroRedirectsReturnsTheRedirectResponse) {
+  auto r = request("GET", url("/redirect/1"));
+  r.max_redirects = 0;
+  auto res = send(std::move(r));
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 302);
+}
+
+TEST_F(TargetClientTest, AuthorizationIsDroppedWhenARedirectChangesOrigin) {
+  std::string other_origin = url("/echo");
+  other_origin.replace(other_origin.find("127.0.0.1"), 9, "localhost");
+  auto r = request("GET", url("/redirect-to?url=" + percent_encode(other_origin)));
+  r.headers.add("Authorization", "Bearer secret");
+  r.headers.add("X-Keep", "yes");
+  auto res = send(std::move(r));
+  ASSERT_TRUE(res) << res.error().describe();
+  ASSERT_EQ(res->status, 200);
+  auto echo = nlohmann::json::parse(res->body);
+  std::string headers = echo["headers"].dump();
+  EXPECT_EQ(headers.find("secret"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("X-Keep"), std::string::npos) << headers;
+}
+
+TEST_F(TargetClientTest, AuthorizationIsKeptOnSameOriginRedirects) {
+  auto r = request("GET", url("/redirect-to?url=%2Fecho"));
+  r.headers.add("Authorization", "Bearer secret");
+  auto res = send(std::move(r));
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_NE(res->body.find("secret"), std::string::npos);
+}
+
+TEST_F(TargetClientTest, RedirectFromHttpsToHttpIsRefusedUnlessAllowed) {
+  std::string plain = url("/ok");
+  auto r = request("GET", tls_target_->base_url() + "/redirect-to?url=" + percent_encode(plain));
+  auto res = send(r);
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::config);
+  EXPECT_NE(res.error().message().find("https to http"), std::string::npos) << res.error().message();
+  r.allow_https_to_http = true;
+  auto allowed = send(std::move(r));
+  ASSERT_TRUE(allowed) << allowed.error().describe();
+  EXPECT_EQ(allowed->status, 200);
+}
+
+TEST_F(TargetClientTest, PostBodyFromMemoryIsSentWithItsLength) {
+  auto r = request("POST", url("/echo"));
+  r.headers.add("Content-Type", "application/json");
+  r.body = std::string(R"({"name":"errand"})");
+  auto res = send(std::move(r));
+  ASSERT_TRUE(res) << res.error().describe();
+  auto echo = nlohmann::json::parse(res->body);
+  EXPECT_EQ(echo["method"], "POST");
+  EXPECT_EQ(echo["body"], R"({"name":"errand"})");
+}
+
+TEST_F(TargetClientTest, PostBodyFromAFileIsStreamed) {
+  auto path = std::filesystem::temp_directory_path() / ("errand-body-" + std::to_string(::getpid()));
+  std::string content(200 * 1024, 'b');
+  std::ofstream(path, std::ios::binary) << content;
+  auto r = request("PUT", url("/echo"));
+  r.body = FileBody{path.string()};
+  auto res = send(std::move(r));
+  std::filesystem::remove(path);
+  ASSERT_TRUE(res) << res.error().describe();
+  auto echo = nlohmann::json::parse(res->body);
+  EXPECT_EQ(echo["body_bytes"], content.size());
+}
+
+TEST_F(TargetClientTest, MissingBodyFileIsAConfigError) {
+  auto r = request("POST", url("/echo"));
+  r.body = FileBody{"/nonexistent/errand-body"};
+  auto res = send(std::move(r));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::config);
+}
+
+TEST_F(TargetClientTest, HeadResponseHasNoBodyAndKeepsTheConnection) {
+  auto res = send(request("HEAD", url("/bytes/1000")));
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(res->body.empty());
+  auto next = get("/ok");
+  ASSERT_TRUE(next) << next.error().describe();
+  EXPECT_TRUE(next->reused);
+}
+
+TEST_F(TargetClientTest, ChunkedAndLengthDelimitedBodiesArriveWhole) {
+  auto plain = get("/bytes/300000");
+  ASSERT_TRUE(plain) << plain.error().describe();
+  EXPECT_EQ(plain->body.size(), 300000u);
+  auto chunked = get("/bytes/300000?chunked=1&chunk_size=1000");
+  ASSERT_TRUE(chunked) << chunked.error().describe();
+  EXPECT_EQ(chunked->headers.get("transfer-encoding").value_or(""), "chunked");
+  EXPECT_EQ(chunked->body, plain->body);
+}
+
+TEST_F(TargetClientTest, BufferedBodyOverTheLimitIsAProtocolError) {
+  ClientOptions o = options(runtime_);
+  o.max_body_bytes = 1000;
+  Client small(o);
+  auto res = run_sync(runtime_, small.send(request("GET", url("/bytes/5000"))));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::protocol);
+}
+
+TEST_F(TargetClientTest, CancellationAbortsARequestWithin50ms) {
+  asio::cancellation_signal signal;
+  auto future = asio::co_spawn(runtime_.context(0), client_.send(request("GET", url("/delay/5000"))),
+                               asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+  std::this_thread::sleep_for(100ms);
+  auto cancelled_at = Clock::now();
+  asio::post(runtime_.context(0), [&] { signal.emit(asio::cancellation_type::terminal); });
+  auto res = future.get();
+  auto took = Clock::now() - cancelled_at;
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::cancelled) << res.error().describe();
+  EXPECT_LE(took, 50ms);
+}
+
+TEST_F(TargetClientTest, RefusedConnectionIsAConnectError) {
+  auto port = testing::free_port();
+  auto res = send(request("GET", "http://127.0.0.1:" + std::to_string(port) + "/"));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::connect);
+  EXPECT_NE(res.error().message().find("refused"), std::string::npos);
+}
+
+TEST_F(TargetClientTest, UnresolvableNameIsADnsError) {
+  auto res = send(request("GET", "http://no-such-host.invalid/"));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::dns);
+  EXPECT_EQ(res.error().phase(), Phase::dns);
+}
+
+// A listener whose accept queue is full: the kernel drops further SYNs, so connecting stalls.
+class SaturatedListener {
+ public:
+  SaturatedListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd_, 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    for (int i = 0; i < 8; ++i) {
+      int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      ::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+      fillers_.push_back(c);
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ~SaturatedListener() {
+    for (int c : fillers_) ::close(c);
+    ::close(fd_);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int fd_;
+  std::uint16_t port_;
+  std::vector<int> fillers_;
+};
+
+TEST_F(TargetClientTest, ConnectThatStallsTimesOutInTheConnectPhase) {
+  SaturatedListener listener;
+  auto r = request("GET", "http://127.0.0.1:" + std::to_string(listener.port()) + "/");
+  r.timeouts.connect = 200ms;
+  auto res = send(std::move(r));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::timeout) << res.error().describe();
+  EXPECT_EQ(res.error().phase(), Phase::connect);
+}
+
+TEST_F(TargetClientTest, SilentPeerTimesOutInTheTlsPhase) {
+  // Accepts (the kernel completes the TCP handshake) but never answers the ClientHello.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  auto r = request("GET", "https://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/");
+  r.timeouts.connect = 200ms;
+  auto res = send(std::move(r));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::timeout) << res.error().describe();
+  EXPECT_EQ(res.error().phase(), Phase::tls);
+}
+
+TEST_F(TargetClientTest, TlsTargetResumesSessionsOnNewConnections) {
+  ClientOptions o = options(runtime_);
+  o.pool.max_lifetime = 1ns;  // every request needs a new connection
+  Client client(o);
+  for (int i = 0; i < 3; ++i) {
+    auto res = run_sync(runtime_, client.send(request("GET", tls_target_->base_url() + "/ok")));
+    ASSERT_TRUE(res) << res.error().describe();
+    EXPECT_EQ(res->tls_resumed, i > 0);
+  }
+  EXPECT_EQ(client.stats().tls_resumed_handshakes, 2u);
+}
+
+TEST_F(TargetClientTest, BadInputIsRefusedWithAClearConfigError) {
+  auto bad_url = Request::make("GET", "http://exa mple.com/");
+  ASSERT_FALSE(bad_url);
+  EXPECT_EQ(bad_url.error().kind(), ErrorKind::config);
+  auto bad_scheme = Request::make("GET", "ftp://127.0.0.1/");
+  ASSERT_FALSE(bad_scheme);
+  EXPECT_EQ(bad_scheme.error().kind(), ErrorKind::config);
+  EXPECT_NE(bad_scheme.error().message().find("ftp"), std::string::npos);
+  auto bad_method = Request::make("GE T", url("/ok"));
+  ASSERT_FALSE(bad_method);
+  EXPECT_EQ(bad_method.error().kind(), ErrorKind::config);
+
+  auto injected = request("GET", url("/echo"));
+  injected.headers.add("X-Evil", "a\r\nHost: other");
+  auto res = send(std::move(injected));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::config);
+  EXPECT_NE(res.error().message().find("injection"), std::string::npos) << res.error().message();
+}
+
+}  // namespace
+}  // namespace errand::http
