@@ -1,5 +1,7 @@
 #include "http/decoder.hpp"
 
+#include <algorithm>
+
 #include <brotli/decode.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -28,10 +30,37 @@ Error truncated(std::string_view what) {
 // wrapper despite RFC 9110, raw deflate.
 class ZlibDecoder final : public Decoder {
  public:
-  explicit ZlibDecoder(bool gzip) : name_(gzip ? "gzip" : "deflate") { init(15 + 32); }
+  explicit ZlibDecoder(bool gzip) : name_(gzip ? "gzip" : "deflate"), sniffing_(!gzip) { init(15 + 32); }
   ~ZlibDecoder() override { inflateEnd(&stream_); }
 
   Result<void> decode(std::string_view in, std::string& out) override {
+    if (sniffing_) {
+      // Whether "deflate" is zlib-wrapped shows in its first two bytes, which may arrive in
+      // separate pieces: collect them before inflating anything.
+      std::size_t take = std::min(in.size(), 2 - head_.size());
+      head_.append(in.data(), take);
+      in.remove_prefix(take);
+      if (head_.size() < 2) return {};
+      sniffing_ = false;
+      auto b0 = static_cast<unsigned char>(head_[0]), b1 = static_cast<unsigned char>(head_[1]);
+      bool gzip = b0 == 0x1f && b1 == 0x8b;
+      bool zlib = (b0 & 0x0f) == 8 && (b0 >> 4) <= 7 && ((b0 << 8) | b1) % 31 == 0;
+      if (!gzip && !zlib) {
+        inflateEnd(&stream_);
+        init(-15);
+      }
+      if (auto r = inflate_some(head_, out); !r) return r;
+    }
+    return inflate_some(in, out);
+  }
+
+  Result<void> finish() override {
+    if (!ended_) return fail(truncated(name_));
+    return {};
+  }
+
+ private:
+  Result<void> inflate_some(std::string_view in, std::string& out) {
     if (ended_) {
       if (!in.empty()) return fail(corrupt(name_, "data after the end of the stream"));
       return {};
@@ -47,34 +76,17 @@ class ZlibDecoder final : public Decoder {
       stream_.avail_out = static_cast<uInt>(output_step);
       int rc = inflate(&stream_, Z_NO_FLUSH);
       out.resize(old + output_step - stream_.avail_out);
-      if (rc == Z_DATA_ERROR && !produced_ && !raw_ && name_ == std::string_view("deflate")) {
-        // No zlib header: retry the same input as raw deflate.
-        inflateEnd(&stream_);
-        init(-15);
-        raw_ = true;
-        out.resize(old);
-        stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-        stream_.avail_in = static_cast<uInt>(in.size());
-        continue;
-      }
       if (rc == Z_STREAM_END) {
         ended_ = true;
         if (stream_.avail_in > 0) return fail(corrupt(name_, "data after the end of the stream"));
         break;
       }
       if (rc != Z_OK && rc != Z_BUF_ERROR) return fail(corrupt(name_, stream_.msg ? stream_.msg : ""));
-      produced_ = true;
       if (stream_.avail_out != 0) break;
     }
     return {};
   }
 
-  Result<void> finish() override {
-    if (!ended_) return fail(truncated(name_));
-    return {};
-  }
-
- private:
   void init(int window_bits) {
     stream_ = z_stream{};
     inflateInit2(&stream_, window_bits);
@@ -82,8 +94,8 @@ class ZlibDecoder final : public Decoder {
   const char* name_;
   z_stream stream_{};
   bool ended_ = false;
-  bool produced_ = false;
-  bool raw_ = false;
+  bool sniffing_;     // "deflate" before its first two bytes arrived
+  std::string head_;  // those bytes
 };
 
 class BrotliDecoder final : public Decoder {
@@ -140,7 +152,9 @@ class ZstdDecoder final : public Decoder {
       out.resize(old + output.pos);
       if (ZSTD_isError(rc)) return fail(corrupt("zstd", ZSTD_getErrorName(rc)));
       frame_complete_ = (rc == 0);
-      needs_flush_ = output.pos == output_step;  // more output may be pending
+      // More output may be pending when the output filled up before the frame ended (not
+      // after it ended: another call would start the next frame and clear frame_complete_).
+      needs_flush_ = rc != 0 && output.pos == output_step;
       if (input.pos == input.size && !needs_flush_) break;
     }
     return {};

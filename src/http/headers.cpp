@@ -84,7 +84,11 @@ Result<void> validate_field(std::string_view name, std::string_view value) {
   if (name.empty()) return fail(Error::config("empty header name"));
   for (unsigned char c : name) {
     if (!is_tchar(c)) {
-      std::string shown = (c == '\r') ? "\\r" : (c == '\n') ? "\\n" : (c < 0x20 || c >= 0x7f) ? "\\x" + std::to_string(c) : std::string(1, static_cast<char>(c));
+      static constexpr char hex[] = "0123456789abcdef";
+      std::string shown = (c == '\r') ? "\\r"
+                          : (c == '\n') ? "\\n"
+                          : (c < 0x20 || c >= 0x7f) ? std::string{'\\', 'x', hex[c >> 4], hex[c & 0xf]}
+                                                    : std::string(1, static_cast<char>(c));
       return fail(Error::config("invalid character '" + shown + "' in header name \"" + std::string(name.substr(0, 64)) + "\""));
     }
   }

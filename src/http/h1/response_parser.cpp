@@ -14,6 +14,7 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   bool has_piece = false;
   bool close_delimited = false;
   std::size_t limit = 0;
+  std::size_t header_consumed = 0;  // header bytes consumed by earlier put() calls
 
   void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
 
@@ -24,6 +25,9 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   }
 
   void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value, beast::error_code&) override {
+    // Beast reports chunked trailer fields here too; they must not pose as header fields
+    // (RFC 9110 §6.5.1), and nothing uses them yet: drop them.
+    if (is_header_done()) return;
     head.headers.add(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
   }
 
@@ -78,9 +82,17 @@ Result<ResponseParser::Step> ResponseParser::feed(std::string_view data) {
   bool header_was_done = impl_->is_header_done();
   for (;;) {
     impl_->has_piece = false;
+    if (!header_was_done) {
+      // Beast checks its limit against the bytes of one put() and forgets the complete fields
+      // it consumed in earlier calls, so a header arriving in pieces could grow to about twice
+      // the limit: give it only what is left of the budget for the whole header.
+      std::size_t left = impl_->limit - std::min(impl_->limit, impl_->header_consumed);
+      impl_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(left, UINT32_MAX)));
+    }
     beast::error_code ec;
     std::size_t n = impl_->put(boost::asio::const_buffer(data.data() + step.consumed, data.size() - step.consumed), ec);
     step.consumed += n;
+    if (!header_was_done) impl_->header_consumed += n;
     if (ec == bhttp::error::need_more) {
       step.event = Event::need_more;
       return step;
