@@ -1,5 +1,6 @@
 #include <errand/core/duration.hpp>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -16,8 +17,9 @@ Error bad(std::string_view text, std::string_view why) {
 
 Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   std::string_view rest = text;
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!rest.empty() && blank(rest.front())) rest.remove_prefix(1);
+  while (!rest.empty() && blank(rest.back())) rest.remove_suffix(1);
   if (rest.empty()) return fail(bad(text, "empty"));
   if (rest.front() == '-') return fail(bad(text, "negative"));
   long double total_ns = 0;
@@ -31,8 +33,9 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
       ++i;
     }
     if (!digits) return fail(bad(text, "expected a number"));
-    std::string number(rest.substr(0, i));
-    long double value = std::strtold(number.c_str(), nullptr);
+    double value = 0;
+    auto parsed = std::from_chars(rest.data(), rest.data() + i, value);  // locale-independent
+    if (parsed.ec != std::errc() || parsed.ptr != rest.data() + i) return fail(bad(text, "expected a number"));
     rest.remove_prefix(i);
     std::size_t u = 0;
     while (u < rest.size() && ((rest[u] >= 'a' && rest[u] <= 'z') || (rest[u] >= 'A' && rest[u] <= 'Z'))) ++u;
@@ -59,9 +62,10 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
 std::string format_duration(std::chrono::nanoseconds d) {
   char buf[32];
   double ns = static_cast<double>(d.count());
-  if (ns < 1e3) std::snprintf(buf, sizeof buf, "%.0fns", ns);
-  else if (ns < 1e6) std::snprintf(buf, sizeof buf, "%.2fus", ns / 1e3);
-  else if (ns < 1e9) std::snprintf(buf, sizeof buf, "%.2fms", ns / 1e6);
+  // Thresholds sit where rounding to two decimals would reach the next unit (999.996us).
+  if (ns < 999.5) std::snprintf(buf, sizeof buf, "%.0fns", ns);
+  else if (ns < 999'995) std::snprintf(buf, sizeof buf, "%.2fus", ns / 1e3);
+  else if (ns < 999'995'000) std::snprintf(buf, sizeof buf, "%.2fms", ns / 1e6);
   else std::snprintf(buf, sizeof buf, "%.2fs", ns / 1e9);
   return buf;
 }

@@ -30,7 +30,9 @@ Error truncated(std::string_view what) {
 // wrapper despite RFC 9110, raw deflate.
 class ZlibDecoder final : public Decoder {
  public:
-  explicit ZlibDecoder(bool gzip) : name_(gzip ? "gzip" : "deflate"), sniffing_(!gzip) { init(15 + 32); }
+  explicit ZlibDecoder(bool gzip) : name_(gzip ? "gzip" : "deflate"), is_gzip_(gzip), sniffing_(!gzip) {
+    init(15 + 32);
+  }
   ~ZlibDecoder() override { inflateEnd(&stream_); }
 
   Result<void> decode(std::string_view in, std::string& out) override {
@@ -61,10 +63,13 @@ class ZlibDecoder final : public Decoder {
 
  private:
   Result<void> inflate_some(std::string_view in, std::string& out) {
-    if (ended_) {
-      if (!in.empty()) return fail(corrupt(name_, "data after the end of the stream"));
-      return {};
+    if (ended_ && !in.empty()) {
+      // gzip allows several members back to back (RFC 1952 §2.2); anything else is garbage.
+      if (!is_gzip_) return fail(corrupt(name_, "data after the end of the stream"));
+      inflateReset(&stream_);
+      ended_ = false;
     }
+    if (ended_ || in.empty()) return {};
     stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     stream_.avail_in = static_cast<uInt>(in.size());
     // Loop until zlib leaves room in the output: then all input is consumed and nothing
@@ -78,8 +83,11 @@ class ZlibDecoder final : public Decoder {
       out.resize(old + output_step - stream_.avail_out);
       if (rc == Z_STREAM_END) {
         ended_ = true;
-        if (stream_.avail_in > 0) return fail(corrupt(name_, "data after the end of the stream"));
-        break;
+        if (stream_.avail_in == 0) break;
+        if (!is_gzip_) return fail(corrupt(name_, "data after the end of the stream"));
+        inflateReset(&stream_);  // the next gzip member
+        ended_ = false;
+        continue;
       }
       if (rc != Z_OK && rc != Z_BUF_ERROR) return fail(corrupt(name_, stream_.msg ? stream_.msg : ""));
       if (stream_.avail_out != 0) break;
@@ -94,6 +102,7 @@ class ZlibDecoder final : public Decoder {
   const char* name_;
   z_stream stream_{};
   bool ended_ = false;
+  bool is_gzip_;
   bool sniffing_;     // "deflate" before its first two bytes arrived
   std::string head_;  // those bytes
 };

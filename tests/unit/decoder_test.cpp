@@ -424,3 +424,19 @@ TEST(DecoderTest, CorruptErrorsHappenWhileReading) {
 
 }  // namespace
 }  // namespace errand::http
+
+namespace errand::http {
+namespace {
+
+TEST(GzipMembersTest, MembersBackToBackAreDecodedInOrder) {
+  // RFC 1952 allows concatenated members; `cat a.gz b.gz` is a valid gzip stream.
+  const std::string packed = compress(Codec::gzip, "first member\n") + compress(Codec::gzip, "second member\n");
+  for (std::size_t piece : {std::size_t{1}, std::size_t{5}, packed.size()}) {
+    auto out = decode_all("gzip", packed, piece);
+    ASSERT_TRUE(out.has_value()) << "piece " << piece << ": " << out.error().describe();
+    EXPECT_EQ(*out, "first member\nsecond member\n");
+  }
+}
+
+}  // namespace
+}  // namespace errand::http

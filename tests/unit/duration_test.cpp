@@ -115,6 +115,18 @@ TEST(FormatDurationTest, PicksTheLargestUnitBelowTheValue) {
   EXPECT_EQ(format_duration(90s), "90.00s");
 }
 
+TEST(FormatDurationTest, RoundingNeverShowsAThousandOfAUnit) {
+  EXPECT_EQ(format_duration(999'999ns), "1.00ms");
+  EXPECT_EQ(format_duration(999'999'999ns), "1.00s");
+  EXPECT_EQ(format_duration(999'994ns), "999.99us");
+}
+
+TEST(ParseDurationTest, AcceptsSurroundingTabs) {
+  auto d = parse_duration("\t2s\t");
+  ASSERT_TRUE(d) << d.error().describe();
+  EXPECT_EQ(*d, 2s);
+}
+
 TEST(FormatDurationTest, RoundsToTwoDecimals) {
   EXPECT_EQ(format_duration(1'234'567ns), "1.23ms");
   EXPECT_EQ(format_duration(2'345'678'901ns), "2.35s");
