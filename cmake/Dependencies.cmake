@@ -34,4 +34,5 @@ errand_find_lib(BROTLIENC_LIB brotlienc)
 errand_find_lib(ZSTD_LIB zstd)
 
 add_library(errand_compression INTERFACE)
-target_link_libraries(errand_compression INTERFACE ZLIB::ZLIB ${BROTLIDEC_LIB} ${BROTLICOMMON_LIB} ${ZSTD_LIB})
+# brotlienc is used by the target server only; static archives bring in only what is used.
+target_link_libraries(errand_compression INTERFACE ZLIB::ZLIB ${BROTLIDEC_LIB} ${BROTLIENC_LIB} ${BROTLICOMMON_LIB} ${ZSTD_LIB})

@@ -22,7 +22,7 @@
 namespace errand::server {
 
 struct TargetOptions {
-  std::string listen = "127.0.0.1:0";  // host:port; [::1]:port for IPv6; port 0 picks a free one
+  std::string listen = "127.0.0.1:0";  // ip:port, localhost:port or [ipv6]:port; port 0 picks one
   bool tls = false;
   std::string cert_file;  // PEM; with tls and both empty, a self-signed certificate is generated
   std::string key_file;
@@ -31,12 +31,13 @@ struct TargetOptions {
   int threads = 1;
 };
 
+// Totals since construction; each field is read atomically, the set is not one snapshot.
 struct TargetCounters {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_active = 0;
-  std::uint64_t requests = 0;
-  std::uint64_t tls_handshakes = 0;
-  std::uint64_t tls_resumed = 0;
+  std::uint64_t requests = 0;        // requests read completely (malformed ones are not counted)
+  std::uint64_t tls_handshakes = 0;  // completed handshakes, full and resumed
+  std::uint64_t tls_resumed = 0;     // of those, the ones that resumed a session
 };
 
 class TargetServer {
@@ -46,10 +47,12 @@ class TargetServer {
   TargetServer(const TargetServer&) = delete;
   TargetServer& operator=(const TargetServer&) = delete;
 
-  // Binds, listens and starts serving. Errors: config (bad listen address, unreadable
-  // certificate), io (bind failed, e.g. the port is taken).
+  // Binds, listens and starts serving. Errors: config (bad listen address or option, unreadable
+  // certificate, already running), io (bind failed, e.g. the port is taken), tls (OpenSSL
+  // could not set up a context or generate the certificate).
   Result<void> start();
-  // Stops accepting, closes connections, joins the threads. Idempotent.
+  // Stops accepting, closes connections (also those mid-/delay or mid-/stream), joins the
+  // threads; returns within milliseconds. Idempotent; start() may be called again after.
   void stop();
 
   std::uint16_t port() const;
