@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <charconv>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -51,7 +52,7 @@ asio::awaitable<T> cancellation_as_value(asio::awaitable<T> task) {
   co_await asio::this_coro::throw_if_cancelled(false);
   T result = co_await std::move(task);
   co_await asio::this_coro::throw_if_cancelled(previous);
-  co_return result;
+  co_return std::move(result);  // explicit: GCC 12 copies a named local in co_return
 }
 
 struct Waiter {
@@ -141,15 +142,16 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   }
 
   void release(Shard& shard, std::shared_ptr<Connection> conn) {
-    auto origin = conn->origin();
+    std::optional<std::string> origin;
+    if (!shard.waiters.empty()) origin = conn->origin();
     bool reusable = conn->reusable();
     auto t = now();
     conn->touch(t);
     auto closed_before = shard.pool.closed();
     shard.pool.release(std::move(conn), reusable, t);
-    closed.fetch_add(shard.pool.closed() - closed_before, std::memory_order_relaxed);
+    if (auto n = shard.pool.closed() - closed_before) closed.fetch_add(n, std::memory_order_relaxed);
     publish(shard);
-    wake(shard, origin);
+    if (origin) wake(shard, *origin);
     if (reusable) start_sweeper(shard);
   }
 
@@ -303,6 +305,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   }
 
   asio::awaitable<Result<ResponseStream>> open(Request request);
+  asio::awaitable<Result<Response>> send(Request request);
 
   Shard& shard_for_current_thread() {
     auto worker = runtime->current_worker();
@@ -331,16 +334,16 @@ class ConnectionSource final : public ResponseStream::Source {
   }
 
   asio::awaitable<Result<std::string_view>> read(Response& head) override {
-    if (!conn_) co_return std::string_view();
     if (!shard_.context.get_executor().running_in_this_thread())
-      co_return co_await asio::co_spawn(shard_.context, read_here(head), asio::use_awaitable);
-    co_return co_await read_here(head);
+      return asio::co_spawn(shard_.context, read_here(head), asio::use_awaitable);
+    return read_here(head);
   }
 
   bool finished() const noexcept override { return !conn_; }
 
  private:
   asio::awaitable<Result<std::string_view>> read_here(Response& head) {
+    if (!conn_) co_return std::string_view();
     auto piece = co_await conn_->read_body(idle_, total_deadline_);
     if (!piece) {
       client_->discard(shard_, conn_);
@@ -511,18 +514,25 @@ Client::~Client() {
 asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
-    co_return co_await asio::co_spawn(context, cancellation_as_value(impl_->open(std::move(request))),
-                                      asio::use_awaitable);
+    return asio::co_spawn(context, cancellation_as_value(impl_->open(std::move(request))), asio::use_awaitable);
   }
-  co_return co_await cancellation_as_value(impl_->open(std::move(request)));
+  return cancellation_as_value(impl_->open(std::move(request)));
+}
+
+asio::awaitable<Result<Response>> Client::Impl::send(Request request) {
+  auto stream = co_await open(std::move(request));
+  if (!stream) co_return fail(std::move(stream.error()));
+  auto all = co_await stream->read_all_here(options.max_body_bytes);
+  if (!all) co_return fail(std::move(all.error()));
+  co_return std::move(stream->response());
 }
 
 asio::awaitable<Result<Response>> Client::send(Request request) {
-  auto stream = co_await open(std::move(request));
-  if (!stream) co_return fail(std::move(stream.error()));
-  auto all = co_await stream->read_all(impl_->options.max_body_bytes);
-  if (!all) co_return fail(std::move(all.error()));
-  co_return std::move(stream->response());
+  if (!impl_->runtime->current_worker()) {
+    auto& context = impl_->runtime->context(impl_->runtime->next_worker());
+    return asio::co_spawn(context, cancellation_as_value(impl_->send(std::move(request))), asio::use_awaitable);
+  }
+  return cancellation_as_value(impl_->send(std::move(request)));
 }
 
 PoolStats Client::stats() const {
@@ -556,8 +566,18 @@ asio::awaitable<Result<std::string_view>> ResponseStream::read() {
 }
 
 asio::awaitable<Result<void>> ResponseStream::read_all(std::size_t limit) {
+  return cancellation_as_value(read_all_here(limit));
+}
+
+asio::awaitable<Result<void>> ResponseStream::read_all_here(std::size_t limit) {
+  if (!source_) co_return Result<void>{};
+  if (auto length = head_.headers.get("content-length"); length && !head_.headers.contains("content-encoding")) {
+    std::uint64_t expected = 0;
+    auto [end, ec] = std::from_chars(length->data(), length->data() + length->size(), expected);
+    if (ec == std::errc() && expected <= limit) head_.body.reserve(head_.body.size() + expected);
+  }
   for (;;) {
-    auto piece = co_await read();
+    auto piece = co_await source_->read(head_);
     if (!piece) co_return fail(std::move(piece.error()));
     if (piece->empty()) co_return Result<void>{};
     if (head_.body.size() + piece->size() > limit) {

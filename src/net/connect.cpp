@@ -112,7 +112,7 @@ asio::awaitable<Result<std::vector<tcp::endpoint>>> resolve(std::string host, st
     co_return fail(ErrorKind::dns, "no addresses for host '" + host + "'", {}, Phase::dns);
   auto ordered = interleave_families(state->endpoints);
   if (cache) cache->store(host, port, ordered, std::chrono::steady_clock::now());
-  co_return ordered;
+  co_return std::move(ordered);
 }
 
 asio::awaitable<Result<tcp::socket>> connect_any(std::vector<tcp::endpoint> endpoints, TimePoint deadline,

@@ -135,6 +135,9 @@ class ResponseStream {
   bool finished() const noexcept;
 
  private:
+  friend class Client;
+  boost::asio::awaitable<Result<void>> read_all_here(std::size_t limit);
+
   Response head_;
   std::unique_ptr<Source> source_;
 };

@@ -20,6 +20,7 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
 
   void on_response_impl(int code, beast::string_view reason, int version, beast::error_code&) override {
     head.status = code;
+    head.headers.reserve(12);  // typical responses fit without regrowing
     head.reason.assign(reason.data(), reason.size());
     head.version = version;
   }
