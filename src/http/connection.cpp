@@ -187,7 +187,7 @@ asio::awaitable<Result<void>> Connection::write_request(std::string_view head, c
   co_return Result<void>{};
 }
 
-asio::awaitable<Result<std::size_t>> Connection::read_more(Phase phase) {
+asio::awaitable<std::tuple<error_code, std::size_t>> Connection::read_some() {
   if (begin_ == end_) {
     begin_ = end_ = 0;
   } else if (begin_ > 0) {
@@ -198,16 +198,14 @@ asio::awaitable<Result<std::size_t>> Connection::read_more(Phase phase) {
   if (buffer_.empty()) buffer_.resize(initial_buffer);
   if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // only a header grows it: bodies are consumed
   auto room = asio::buffer(buffer_.data() + end_, buffer_.size() - end_);
-  // Two statements, not a conditional expression: GCC 12 mishandles co_await inside ?:.
-  std::tuple<boost::system::error_code, std::size_t> result;
-  if (tls_) result = co_await tls_->async_read_some(room, use_tuple);
-  else result = co_await plain_.async_read_some(room, use_tuple);
-  auto [ec, n] = result;
-  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) co_return std::size_t{0};
-  if (ec) co_return fail(co_await classify(ec, phase, ErrorKind::io, "reading the response failed"));
-  end_ += n;
-  co_return n;
+  // Returns the socket operation itself: no coroutine frame of its own on the hot path.
+  if (tls_) return tls_->async_read_some(room, use_tuple);
+  return plain_.async_read_some(room, use_tuple);
 }
+
+namespace {
+bool is_eof(const error_code& ec) { return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated; }
+}  // namespace
 
 asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_request, std::size_t header_limit,
                                                                  TimePoint first_byte_deadline, Duration idle,
@@ -237,9 +235,10 @@ asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_reques
         co_return std::move(parser_->head());
       }
     }
-    auto n = co_await read_more(phase);
-    if (!n) co_return fail(std::move(n.error()));
-    if (*n == 0) {
+    auto [ec, n] = co_await read_some();
+    if (ec && !is_eof(ec)) co_return fail(co_await classify(ec, phase, ErrorKind::io, "reading the response failed"));
+    end_ += n;
+    if (ec) {
       auto eof = parser_->feed_eof();
       close();
       if (!eof) co_return fail(std::move(eof.error()));
@@ -278,9 +277,10 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
         co_return std::string_view();
       }
     }
-    auto n = co_await read_more(Phase::read);
-    if (!n) co_return fail(std::move(n.error()));
-    if (*n == 0) {
+    auto [ec, n] = co_await read_some();
+    if (ec && !is_eof(ec)) co_return fail(co_await classify(ec, Phase::read, ErrorKind::io, "reading the response failed"));
+    end_ += n;
+    if (ec) {
       auto eof = parser_->feed_eof();
       keep_alive_ = false;
       close();

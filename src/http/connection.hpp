@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -93,7 +94,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // awaiting coroutine was cancelled, else the I/O error itself (kind io, or as given).
   boost::asio::awaitable<Error> classify(const boost::system::error_code& ec, Phase phase, ErrorKind kind,
                                          std::string what);
-  boost::asio::awaitable<Result<std::size_t>> read_more(Phase phase);
+  // Compacts the buffer and reads once into its free space.
+  boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some();
 
   std::string origin_;
   boost::asio::ip::tcp::socket plain_;

@@ -16,6 +16,11 @@ class ResponseStream::Source {
   // the body ends.
   virtual boost::asio::awaitable<Result<std::string_view>> read(Response& head) = 0;
   virtual bool finished() const noexcept = 0;
+  // Reads the rest of the body into head.body; more than `limit` bytes in all is a protocol
+  // error. The default reads piece by piece; a source may do it with less overhead.
+  virtual boost::asio::awaitable<Result<void>> read_all(Response& head, std::size_t limit);
 };
+
+Error body_limit_error(std::size_t limit);
 
 }  // namespace errand::http
