@@ -137,6 +137,32 @@ TEST_F(NginxClientTest, CertificateMustNameTheHostConnectedTo) {
       << unnamed.error().message();
 }
 
+TEST_F(NginxClientTest, ClientCertificateIsPresentedForMutualTls) {
+  Client anonymous(options());
+  auto refused = send(anonymous, get(nginx_->mtls_url("/")));
+  ASSERT_TRUE(refused) << refused.error().describe();
+  EXPECT_EQ(refused->status, 400) << "nginx answers 400 when no client certificate is sent";
+
+  ClientOptions o = options();
+  o.tls.cert_file = nginx_->client_cert_file();
+  o.tls.key_file = nginx_->client_key_file();
+  Client with_cert(o);
+  auto res = send(with_cert, get(nginx_->mtls_url("/")));
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->body.find("errand-test-client"), std::string::npos) << res->body;
+}
+
+TEST_F(NginxClientTest, UnreadableClientCertificateIsAConfigError) {
+  ClientOptions o = options();
+  o.tls.cert_file = "/nonexistent/client.pem";
+  Client client(o);
+  auto res = send(client, get(nginx_->tls_url("/")));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::config);
+  EXPECT_NE(res.error().message().find("/nonexistent/client.pem"), std::string::npos);
+}
+
 TEST_F(NginxClientTest, OneMebibyteBodyArrivesWhole) {
   Client client(options());
   auto res = send(client, get(nginx_->url("/big")));

@@ -16,6 +16,7 @@
 
 #include <errand/http/client.hpp>
 
+#include "net/connect.hpp"
 #include "server/target_server.hpp"
 #include "support.hpp"
 
@@ -393,6 +394,94 @@ TEST_F(TargetClientTest, TlsTargetResumesSessionsOnNewConnections) {
     EXPECT_EQ(res->tls_resumed, i > 0);
   }
   EXPECT_EQ(client.stats().tls_resumed_handshakes, 2u);
+}
+
+// Runs `requests` concurrently on the runtime and returns their results in order.
+std::vector<Result<Response>> send_concurrently(net::Runtime& runtime, Client& client, std::vector<Request> requests) {
+  std::vector<std::future<Result<Response>>> futures;
+  for (auto& r : requests)
+    futures.push_back(asio::co_spawn(runtime.context(0), client.send(std::move(r)), asio::use_future));
+  std::vector<Result<Response>> out;
+  for (auto& f : futures) out.push_back(f.get());
+  return out;
+}
+
+TEST_F(TargetClientTest, RequestAtTheConnectionLimitWaitsForAFreeConnection) {
+  ClientOptions o = options(runtime_);
+  o.pool.max_per_origin = 1;
+  Client client(o);
+  std::vector<Request> requests;
+  requests.push_back(request("GET", url("/delay/200")));
+  requests.push_back(request("GET", url("/delay/200")));
+  auto start = Clock::now();
+  auto results = send_concurrently(runtime_, client, std::move(requests));
+  auto elapsed = Clock::now() - start;
+  for (auto& r : results) {
+    ASSERT_TRUE(r) << r.error().describe();
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_EQ(client.stats().opened, 1u);
+  EXPECT_TRUE(results[1]->reused);
+  EXPECT_GE(elapsed, 400ms) << "the second request did not wait for the first";
+}
+
+TEST_F(TargetClientTest, WaitingForAFreeConnectionHasADeadline) {
+  ClientOptions o = options(runtime_);
+  o.pool.max_per_origin = 1;
+  o.pool.wait_timeout = 100ms;
+  Client client(o);
+  std::vector<Request> requests;
+  requests.push_back(request("GET", url("/delay/1000")));
+  requests.push_back(request("GET", url("/ok")));
+  auto results = send_concurrently(runtime_, client, std::move(requests));
+  ASSERT_TRUE(results[0]) << results[0].error().describe();
+  ASSERT_FALSE(results[1]);
+  EXPECT_EQ(results[1].error().kind(), ErrorKind::timeout);
+  EXPECT_EQ(results[1].error().phase(), Phase::connect);
+  EXPECT_NE(results[1].error().message().find("no free connection"), std::string::npos);
+}
+
+TEST_F(TargetClientTest, ServesOverIpv6Loopback) {
+  server::TargetServer v6({.listen = "[::1]:0"});
+  auto started = v6.start();
+  ASSERT_TRUE(started) << started.error().describe();
+  auto res = send(request("GET", v6.base_url() + "/ok"));
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->remote_address.rfind("[::1]:", 0), 0u) << res->remote_address;
+}
+
+TEST_F(TargetClientTest, HappyEyeballsMovesOnFromAStalledAddress) {
+  SaturatedListener stalled;
+  net::tcp::endpoint stalled_ep(asio::ip::make_address("127.0.0.1"), stalled.port());
+  net::tcp::endpoint good_ep(asio::ip::make_address("127.0.0.1"), target_->port());
+  auto start = Clock::now();
+  std::vector<net::tcp::endpoint> endpoints{stalled_ep, good_ep};  // outside the coroutine: GCC 12 rejects it inside
+  auto connected = run_sync(runtime_, [&]() -> asio::awaitable<Result<net::tcp::endpoint>> {
+    auto socket = co_await net::connect_any(endpoints, Clock::now() + 2s, 250ms);
+    if (!socket) co_return fail(socket.error());
+    co_return socket->remote_endpoint();
+  }());
+  auto elapsed = Clock::now() - start;
+  ASSERT_TRUE(connected) << connected.error().describe();
+  EXPECT_EQ(connected->port(), target_->port());
+  EXPECT_GE(elapsed, 240ms) << "the second address must wait for the attempt delay";
+  EXPECT_LT(elapsed, 1500ms) << "the stalled address held the connection up";
+}
+
+TEST_F(TargetClientTest, HappyEyeballsMovesOnAtOnceFromARefusedAddress) {
+  net::tcp::endpoint refused_ep(asio::ip::make_address("127.0.0.1"), testing::free_port());
+  net::tcp::endpoint good_ep(asio::ip::make_address("127.0.0.1"), target_->port());
+  auto start = Clock::now();
+  std::vector<net::tcp::endpoint> endpoints{refused_ep, good_ep};  // outside the coroutine: GCC 12 rejects it inside
+  auto connected = run_sync(runtime_, [&]() -> asio::awaitable<Result<net::tcp::endpoint>> {
+    auto socket = co_await net::connect_any(endpoints, Clock::now() + 2s, 250ms);
+    if (!socket) co_return fail(socket.error());
+    co_return socket->remote_endpoint();
+  }());
+  ASSERT_TRUE(connected) << connected.error().describe();
+  EXPECT_EQ(connected->port(), target_->port());
+  EXPECT_LT(Clock::now() - start, 200ms);
 }
 
 TEST_F(TargetClientTest, BadInputIsRefusedWithAClearConfigError) {

@@ -77,6 +77,12 @@ class Nginx {
                       " -out " + cert + " -days 2 -subj /CN=localhost -addext "
                       "'subjectAltName=DNS:localhost,IP:127.0.0.1' >/dev/null 2>&1";
     if (std::system(gen.c_str()) != 0) throw std::runtime_error("openssl could not make a certificate");
+    // A client certificate for the mutual-TLS server, trusted by nginx as its own CA.
+    std::string client_cert = (dir_ / "client.pem").string(), client_key = (dir_ / "client-key.pem").string();
+    std::string gen_client = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                             client_key + " -out " + client_cert + " -days 2 -subj /CN=errand-test-client >/dev/null 2>&1";
+    if (std::system(gen_client.c_str()) != 0) throw std::runtime_error("openssl could not make a client certificate");
+    mtls_port_ = free_port();
     std::ofstream conf(dir_ / "nginx.conf");
     conf << "worker_processes 1;\n"
          << "pid " << (dir_ / "nginx.pid").string() << ";\n"
@@ -103,6 +109,12 @@ class Nginx {
          << "    location = /short-keepalive { keepalive_timeout 1s; return 200 \"ok\\n\"; }\n"
          << "    location = /big { }\n"
          << "  }\n"
+         << "  server {\n"
+         << "    listen 127.0.0.1:" << mtls_port_ << " ssl;\n"
+         << "    ssl_certificate " << cert << "; ssl_certificate_key " << key << ";\n"
+         << "    ssl_client_certificate " << client_cert << "; ssl_verify_client on;\n"
+         << "    location = / { return 200 \"client $ssl_client_s_dn\\n\"; }\n"
+         << "  }\n"
          << "}\n";
     conf.close();
     std::filesystem::create_directories(dir_ / "tmp");
@@ -110,7 +122,7 @@ class Nginx {
                         " -g 'daemon on;' 2>" + (dir_ / "start.err").string();
     if (std::system(start.c_str()) != 0)
       throw std::runtime_error("nginx did not start: " + read_file(dir_ / "start.err"));
-    for (int i = 0; i < 100 && !(port_open(port_) && port_open(tls_port_)); ++i)
+    for (int i = 0; i < 100 && !(port_open(port_) && port_open(tls_port_) && port_open(mtls_port_)); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
@@ -134,6 +146,12 @@ class Nginx {
     return "https://[::1]:" + std::to_string(tls_port_) + path;
   }
   std::string cert_file() const { return (dir_ / "cert.pem").string(); }
+  // A server that requires a client certificate (client_cert_file / client_key_file).
+  std::string mtls_url(const std::string& path = "/") const {
+    return "https://127.0.0.1:" + std::to_string(mtls_port_) + path;
+  }
+  std::string client_cert_file() const { return (dir_ / "client.pem").string(); }
+  std::string client_key_file() const { return (dir_ / "client-key.pem").string(); }
 
   // Access log lines so far (nginx buffers nothing with this configuration).
   std::vector<std::string> access_log() const {
@@ -151,6 +169,7 @@ class Nginx {
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
   std::uint16_t tls_port_ = 0;
+  std::uint16_t mtls_port_ = 0;
 };
 
 }  // namespace errand::testing
