@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <string>
+
 namespace {
 
 struct Options {
@@ -26,6 +28,7 @@ struct Options {
   int concurrency = 50;
   double duration = 5.0;  // seconds
   bool new_connection = false;
+  bool keep_body = false;  // append each body to a new std::string, as errand's send() does
   bool check_size = false;
   unsigned long long expect_bytes = 0;
 };
@@ -33,6 +36,7 @@ struct Options {
 struct Slot {
   CURL* easy = nullptr;
   unsigned long long bytes = 0;
+  std::string* body = nullptr;  // with --keep-body
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -75,6 +79,8 @@ Options parse_args(int argc, char** argv) {
       o.check_size = true;
     } else if (strcmp(arg, "--new-connection") == 0) {
       o.new_connection = true;
+    } else if (strcmp(arg, "--keep-body") == 0) {
+      o.keep_body = true;
     } else {
       usage("unknown argument or missing value");
     }
@@ -99,6 +105,13 @@ size_t count_bytes(char*, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+size_t keep_bytes(char* data, size_t size, size_t n, void* user) {
+  auto* slot = static_cast<Slot*>(user);
+  slot->body->append(data, size * n);
+  slot->bytes += size * n;
+  return size * n;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,7 +129,8 @@ int main(int argc, char** argv) {
     CURL* easy = curl_easy_init();
     slots[i].easy = easy;
     curl_easy_setopt(easy, CURLOPT_URL, o.url);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, count_bytes);
+    if (o.keep_body) slots[i].body = new std::string();
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, o.keep_body ? keep_bytes : count_bytes);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &slots[i]);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, &slots[i]);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -169,6 +183,7 @@ int main(int argc, char** argv) {
       else ++requests;
       curl_multi_remove_handle(multi, easy);
       slot->bytes = 0;
+      if (slot->body) *slot->body = std::string();  // the caller owned it; the next body is new
       if (now_seconds() < end) {
         curl_multi_add_handle(multi, easy);
         readded = true;
@@ -186,13 +201,16 @@ int main(int argc, char** argv) {
   double seconds = finished - start;
   double cpu = cpu_seconds(after) - cpu_seconds(before);
   printf(
-      "{\"tool\":\"libcurl\",\"requests\":%llu,\"errors\":%llu,\"seconds\":%.3f,\"rps\":%.1f,"
+      "{\"tool\":\"%s\",\"requests\":%llu,\"errors\":%llu,\"seconds\":%.3f,\"rps\":%.1f,"
       "\"cpu_us_per_req\":%.2f,\"max_rss_kib\":%ld,\"connections\":%llu}\n",
-      requests, errors, seconds, seconds > 0 ? static_cast<double>(requests) / seconds : 0.0,
+      o.keep_body ? "libcurl-keep" : "libcurl", requests, errors, seconds, seconds > 0 ? static_cast<double>(requests) / seconds : 0.0,
       requests ? cpu * 1e6 / static_cast<double>(requests) : 0.0, after.ru_maxrss, connections);
   fflush(stdout);
 
-  for (int i = 0; i < o.concurrency; ++i) curl_easy_cleanup(slots[i].easy);
+  for (int i = 0; i < o.concurrency; ++i) {
+    curl_easy_cleanup(slots[i].easy);
+    delete slots[i].body;
+  }
   free(slots);
   curl_slist_free_all(headers);
   curl_multi_cleanup(multi);
