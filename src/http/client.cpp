@@ -366,20 +366,15 @@ class ConnectionSource final : public ResponseStream::Source {
     while (conn_) {
       auto piece = co_await conn_->read_body(idle_, total_deadline_);
       if (!piece) {
-        client_->discard(shard_, conn_);
-        conn_.reset();
+        abandon();
         co_return fail(std::move(piece.error()));
       }
       if (piece->empty()) {
-        auto t = now();
-        head.timings.receive = t - conn_->first_byte_at();
-        head.timings.total = t - start_;
-        finish();
+        end_of_body(head);
         break;
       }
       if (head.body.size() + piece->size() > limit) {
-        client_->discard(shard_, conn_);
-        conn_.reset();
+        abandon();
         co_return fail(body_limit_error(limit));
       }
       head.body.append(*piece);
@@ -391,17 +386,24 @@ class ConnectionSource final : public ResponseStream::Source {
     if (!conn_) co_return std::string_view();
     auto piece = co_await conn_->read_body(idle_, total_deadline_);
     if (!piece) {
-      client_->discard(shard_, conn_);
-      conn_.reset();
+      abandon();
       co_return fail(std::move(piece.error()));
     }
-    if (piece->empty()) {
-      auto t = now();
-      head.timings.receive = t - conn_->first_byte_at();
-      head.timings.total = t - start_;
-      finish();
-    }
+    if (piece->empty()) end_of_body(head);
     co_return *piece;
+  }
+
+  void end_of_body(Response& head) {
+    auto t = now();
+    head.timings.receive = t - conn_->first_byte_at();
+    head.timings.total = t - start_;
+    finish();
+  }
+
+  // The connection failed or the rest of its body will not be read: it cannot be reused.
+  void abandon() {
+    client_->discard(shard_, conn_);
+    conn_.reset();
   }
 
   void finish() {
