@@ -21,6 +21,8 @@ Result<Response> send(Client& client, Request request) {
   if (runtime.current_worker())
     return fail(Error::config("blocking HTTP call made from a worker of its own runtime: it would deadlock; "
                               "co_await Client::send instead"));
+  if (runtime.context(0).stopped())
+    return fail(ErrorKind::cancelled, "the client's runtime has been stopped");
   auto future = asio::co_spawn(runtime.context(runtime.next_worker()), client.send(std::move(request)), asio::use_future);
   return future.get();
 }

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <unordered_map>
 
@@ -77,24 +78,77 @@ struct Shard {
   std::unordered_map<std::string, std::deque<std::shared_ptr<Waiter>>> waiters;
   asio::steady_timer sweeper;
   bool sweeping = false;
+  std::atomic<std::size_t> waiting{0};  // read by other workers: whether a freed slot should wake us
   std::atomic<std::size_t> open_now{0};
   std::atomic<std::size_t> idle_now{0};
 };
 
+// Open connections per origin and in all, across every worker. Touched only when a
+// connection is opened or closed, never per request, so a mutex is cheap enough.
+class ConnectionSlots {
+ public:
+  ConnectionSlots(std::size_t per_origin, std::size_t total) : per_origin_(per_origin), total_(total) {}
+
+  enum class Refusal { none, per_origin, total };
+
+  Refusal try_take(const std::string& origin) {
+    std::lock_guard lock(mutex_);
+    std::size_t& used = by_origin_[origin];
+    if (used >= per_origin_) return Refusal::per_origin;
+    if (total_ && in_use_ >= total_) return Refusal::total;
+    ++used;
+    ++in_use_;
+    return Refusal::none;
+  }
+
+  void give_back(const std::string& origin) {
+    std::lock_guard lock(mutex_);
+    auto it = by_origin_.find(origin);
+    if (it == by_origin_.end() || it->second == 0) return;
+    if (--it->second == 0) by_origin_.erase(it);
+    --in_use_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::size_t> by_origin_;
+  std::size_t in_use_ = 0;
+  const std::size_t per_origin_;
+  const std::size_t total_;
+};
+
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
-  explicit Impl(ClientOptions opts) : options(std::move(opts)) {
+  explicit Impl(ClientOptions opts)
+      : options(std::move(opts)), slots(std::max<std::size_t>(1, options.pool.max_per_origin), options.pool.max_total) {
     runtime = options.runtime ? options.runtime : &net::Runtime::default_runtime();
-    std::size_t n = runtime->size();
-    // Limits are split across the worker shards so that no lock is needed on the hot path.
-    ClientOptions per_shard = options;
-    per_shard.pool.max_per_origin = std::max<std::size_t>(1, (options.pool.max_per_origin + n - 1) / n);
-    if (options.pool.max_total) per_shard.pool.max_total = std::max<std::size_t>(1, (options.pool.max_total + n - 1) / n);
-    for (std::size_t i = 0; i < n; ++i) shards.push_back(std::make_unique<Shard>(runtime->context(i), per_shard));
+    // The limits are enforced by `slots` across workers; a shard's pool only keeps its books.
+    ClientOptions unlimited = options;
+    unlimited.pool.max_per_origin = SIZE_MAX;
+    unlimited.pool.max_total = 0;
+    for (std::size_t i = 0; i < runtime->size(); ++i) {
+      shards.push_back(std::make_unique<Shard>(runtime->context(i), unlimited));
+      shards.back()->pool.on_drop([this](const std::string& origin) { free_slot(origin); });
+    }
   }
 
   ClientOptions options;
+  ConnectionSlots slots;
   net::Runtime* runtime = nullptr;
   std::vector<std::unique_ptr<Shard>> shards;
+
+  // A connection is gone: its slot may let a waiter on any worker open one.
+  void free_slot(const std::string& origin) {
+    slots.give_back(origin);
+    closed.fetch_add(1, std::memory_order_relaxed);
+    for (auto& shard : shards) {
+      if (shard->waiting.load(std::memory_order_relaxed) == 0) continue;
+      if (shard->context.get_executor().running_in_this_thread()) {
+        wake(*shard, origin);
+      } else if (auto self = weak_from_this().lock()) {
+        asio::post(shard->context, [self, &target = *shard, origin] { self->wake(target, origin); });
+      }
+    }
+  }
 
   std::once_flag tls_once;
   Result<std::shared_ptr<tls::ClientContext>> tls_context = fail(ErrorKind::tls, "TLS not initialised");
@@ -134,7 +188,11 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       }
       return false;
     };
-    if (auto it = shard.waiters.find(origin); it != shard.waiters.end() && try_wake(it->second)) return;
+    if (auto it = shard.waiters.find(origin); it != shard.waiters.end()) {
+      bool woke = try_wake(it->second);
+      if (it->second.empty()) shard.waiters.erase(it);
+      if (woke) return;
+    }
     if (options.pool.max_total) {
       for (auto& [other, queue] : shard.waiters)
         if (try_wake(queue)) return;
@@ -147,9 +205,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     bool reusable = conn->reusable();
     auto t = now();
     conn->touch(t);
-    auto closed_before = shard.pool.closed();
     shard.pool.release(std::move(conn), reusable, t);
-    if (auto n = shard.pool.closed() - closed_before) closed.fetch_add(n, std::memory_order_relaxed);
     publish(shard);
     if (origin) wake(shard, *origin);
     if (reusable) start_sweeper(shard);
@@ -158,9 +214,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void discard(Shard& shard, const std::shared_ptr<Connection>& conn) {
     conn->close();
     shard.pool.on_closed(conn->origin());
-    closed.fetch_add(1, std::memory_order_relaxed);
     publish(shard);
-    wake(shard, conn->origin());
+    free_slot(conn->origin());
   }
 
   void start_sweeper(Shard& shard) {
@@ -172,9 +227,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       auto self = weak.lock();
       if (!self || ec) return;
       shard.sweeping = false;
-      auto closed_before = shard.pool.closed();
       shard.pool.evict_expired(now());
-      self->closed.fetch_add(shard.pool.closed() - closed_before, std::memory_order_relaxed);
       self->publish(shard);
       if (shard.pool.idle_count() > 0) self->start_sweeper(shard);
     });
@@ -207,12 +260,21 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       if (!fresh_only) {
         if (auto conn = take_idle(shard, origin, t)) co_return Lease{std::move(conn), true};
       }
-      if (shard.pool.can_open(origin)) {
+      auto refusal = slots.try_take(origin);
+      // At the total limit, an idle connection to another origin gives way to this one.
+      while (refusal == ConnectionSlots::Refusal::total && shard.pool.evict_lru_idle(origin)) {
+        publish(shard);
+        refusal = slots.try_take(origin);
+      }
+      if (refusal == ConnectionSlots::Refusal::none) {
         EstablishParams params{url.host(), url.port(), url.is_https(), nullptr, &shard.dns,
                                options.happy_eyeballs_delay};
         if (params.tls) {
           auto ctx = tls();
-          if (!ctx) co_return fail(ctx.error());
+          if (!ctx) {
+            slots.give_back(origin);
+            co_return fail(ctx.error());
+          }
           params.tls_context = *ctx;
         }
         shard.pool.on_opening(origin);
@@ -231,15 +293,21 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       auto wait_deadline = std::min(total_deadline, t + options.pool.wait_timeout);
       waiter->timer.expires_at(wait_deadline);
       shard.waiters[origin].push_back(waiter);
+      shard.waiting.fetch_add(1, std::memory_order_relaxed);
       co_await waiter->timer.async_wait(use_tuple);
-      if (!waiter->woken) {
+      shard.waiting.fetch_sub(1, std::memory_order_relaxed);
+      auto state = co_await asio::this_coro::cancellation_state;
+      if (state.cancelled() != asio::cancellation_type::none) {
         waiter->woken = true;  // leaves the queue lazily
-        auto state = co_await asio::this_coro::cancellation_state;
-        if (state.cancelled() != asio::cancellation_type::none)
-          co_return fail(ErrorKind::cancelled, "cancelled while waiting for a connection");
-        co_return fail(Error::timeout(Phase::connect, "no free connection to " + origin + " (limit " +
-                                                          std::to_string(options.pool.max_per_origin) +
-                                                          " per origin) before the deadline"));
+        co_return fail(ErrorKind::cancelled, "cancelled while waiting for a connection");
+      }
+      if (!waiter->woken) {
+        waiter->woken = true;
+        std::string limit = refusal == ConnectionSlots::Refusal::total
+                                ? std::to_string(options.pool.max_total) + " in all"
+                                : std::to_string(options.pool.max_per_origin) + " per origin";
+        co_return fail(Error::timeout(Phase::connect, "no free connection to " + origin + " (limit " + limit +
+                                                          ") before the deadline"));
       }
     }
   }
@@ -308,17 +376,20 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       discard(shard, conn);
       const Error& error = response_head.error();
       // A keep-alive connection the server closed while idle fails before any response byte:
-      // the request was not processed, so replay it once on a new connection.
-      bool stale = lease.reused && attempt == 0 && error.kind() == ErrorKind::io &&
-                   (error.phase() == Phase::write || error.phase() == Phase::first_byte) &&
-                   (h1::is_idempotent(request.method) || error.phase() == Phase::write);
+      // replay the request once on a new connection when that cannot apply it twice: it is
+      // idempotent, or not a byte of it reached the socket.
+      bool before_response = error.phase() == Phase::write || error.phase() == Phase::first_byte;
+      bool stale = lease.reused && attempt == 0 && error.kind() == ErrorKind::io && before_response &&
+                   (h1::is_idempotent(request.method) || conn->request_bytes_written() == 0);
       if (!stale) co_return fail(std::move(response_head.error()));
       transparent_retries.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
-  asio::awaitable<Result<ResponseStream>> open(Request request);
-  asio::awaitable<Result<Response>> send(Request request);
+  // `keep_alive` holds the client's state for as long as the request runs, even if the
+  // Client object is destroyed meanwhile.
+  asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
+  asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive);
 
   Shard& shard_for_current_thread() {
     auto worker = runtime->current_worker();
@@ -348,7 +419,7 @@ class ConnectionSource final : public ResponseStream::Source {
 
   asio::awaitable<Result<std::string_view>> read(Response& head) override {
     if (!shard_.context.get_executor().running_in_this_thread())
-      return asio::co_spawn(shard_.context, read_here(head), asio::use_awaitable);
+      return asio::co_spawn(shard_.context, cancellation_as_value(read_here(head)), asio::use_awaitable);
     return read_here(head);
   }
 
@@ -356,7 +427,7 @@ class ConnectionSource final : public ResponseStream::Source {
 
   asio::awaitable<Result<void>> read_all(Response& head, std::size_t limit) override {
     if (!shard_.context.get_executor().running_in_this_thread())
-      return asio::co_spawn(shard_.context, read_all_here(head, limit), asio::use_awaitable);
+      return asio::co_spawn(shard_.context, cancellation_as_value(read_all_here(head, limit)), asio::use_awaitable);
     return read_all_here(head, limit);
   }
 
@@ -455,7 +526,7 @@ class DecodingSource final : public ResponseStream::Source {
 
 }  // namespace
 
-asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request) {
+asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std::shared_ptr<Impl> keep_alive) {
   Exchange ex;
   ex.start = now();
   const Timeouts& defaults = options.timeouts;
@@ -488,7 +559,7 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request) {
     head.tls_resumed = hop->conn->tls_resumed();
     head.remote_address = hop->conn->remote_address();
     std::unique_ptr<ResponseStream::Source> source = std::make_unique<ConnectionSource>(
-        shared_from_this(), shard, std::move(hop->conn), ex.start, ex.total_deadline,
+        keep_alive, shard, std::move(hop->conn), ex.start, ex.total_deadline,
         ex.timeouts.idle_read.value_or(Duration::zero()));
 
     auto location = head.headers.get("location");
@@ -521,17 +592,20 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request) {
         request.headers.remove("content-encoding");
       }
       if (next->origin() != request.url.origin()) {
-        // Credentials are for the origin they were given to (curl, Go and browsers agree).
+        // Credentials are for the origin they were given to (curl, Go and browsers agree),
+        // and a Host set by the user named the old one.
         request.headers.remove("authorization");
         request.headers.remove("proxy-authorization");
         request.headers.remove("cookie");
+        request.headers.remove("host");
       }
       request.url = std::move(*next);
       ++redirects;
       continue;
     }
 
-    if (offer_compression && request.method != "HEAD") {
+    // No body (HEAD, 204, 304, Content-Length: 0): nothing to decode, whatever the headers say.
+    if (offer_compression && !source->finished()) {
       if (auto encoding = head.headers.get("content-encoding")) {
         auto decoder = Decoder::create(*encoding);
         if (!decoder) co_return fail(std::move(decoder.error()));
@@ -545,32 +619,43 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request) {
 Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
 
 Client::~Client() {
-  // Idle connections are closed on their own workers; requests still running keep the
-  // shared state alive until they finish.
+  // Idle connections are closed on their own workers, and this waits for it so that nothing
+  // of the client is left queued on a runtime that may be destroyed next. Requests still
+  // running hold the shared state until they finish.
+  std::vector<std::future<void>> closing;
   for (auto& shard : impl_->shards) {
     auto close_idle = [impl = impl_, &shard = *shard] {
       shard.pool.close_idle();
       shard.sweeper.cancel();
       impl->publish(shard);
     };
-    if (shard->context.get_executor().running_in_this_thread() || shard->context.stopped()) close_idle();
-    else asio::post(shard->context, close_idle);
+    if (shard->context.get_executor().running_in_this_thread() || shard->context.stopped()) {
+      close_idle();
+      continue;
+    }
+    auto done = std::make_shared<std::promise<void>>();
+    closing.push_back(done->get_future());
+    asio::post(shard->context, [close_idle, done] {
+      close_idle();
+      done->set_value();
+    });
   }
+  for (auto& f : closing) f.wait_for(std::chrono::seconds(2));
 }
 
 asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
-    return asio::co_spawn(context, cancellation_as_value(impl_->open(std::move(request))), asio::use_awaitable);
+    return asio::co_spawn(context, cancellation_as_value(impl_->open(std::move(request), impl_)), asio::use_awaitable);
   }
-  return cancellation_as_value(impl_->open(std::move(request)));
+  return cancellation_as_value(impl_->open(std::move(request), impl_));
 }
 
-asio::awaitable<Result<Response>> Client::Impl::send(Request request) {
+asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::shared_ptr<Impl> keep_alive) {
   // As cancellation_as_value does, inlined here to save a coroutine frame per request.
   bool previous = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
-  auto stream = co_await open(std::move(request));
+  auto stream = co_await open(std::move(request), std::move(keep_alive));
   if (stream) {
     if (auto all = co_await stream->read_all_here(options.max_body_bytes); !all) stream = fail(std::move(all.error()));
   }
@@ -582,9 +667,9 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request) {
 asio::awaitable<Result<Response>> Client::send(Request request) {
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
-    return asio::co_spawn(context, impl_->send(std::move(request)), asio::use_awaitable);
+    return asio::co_spawn(context, impl_->send(std::move(request), impl_), asio::use_awaitable);
   }
-  return impl_->send(std::move(request));
+  return impl_->send(std::move(request), impl_);
 }
 
 PoolStats Client::stats() const {
@@ -642,10 +727,13 @@ asio::awaitable<Result<void>> nothing_to_read() { co_return Result<void>{}; }
 
 asio::awaitable<Result<void>> ResponseStream::read_all_here(std::size_t limit) {
   if (!source_) return nothing_to_read();
-  if (auto length = head_.headers.get("content-length"); length && !head_.headers.contains("content-encoding")) {
+  auto length = head_.headers.get("content-length");
+  if (length && !source_->finished() && !head_.headers.contains("content-encoding")) {
     std::uint64_t expected = 0;
     auto [end, ec] = std::from_chars(length->data(), length->data() + length->size(), expected);
-    if (ec == std::errc() && expected <= limit) head_.body.reserve(head_.body.size() + expected);
+    // Trusted only up to a few MiB: a lying header must not make us allocate its number.
+    constexpr std::uint64_t reserve_cap = 8u << 20;
+    if (ec == std::errc() && expected <= limit) head_.body.reserve(head_.body.size() + std::min(expected, reserve_cap));
   }
   return source_->read_all(head_, limit);
 }

@@ -147,11 +147,13 @@ asio::awaitable<Result<void>> Connection::write_request(std::string_view head, c
                                                         TimePoint total_deadline) {
   ++requests_;
   body_done_ = false;
+  written_ = 0;
   auto write_all = [this](const auto& buffers) {
     if (tls_) return asio::async_write(*tls_, buffers, use_tuple);
     return asio::async_write(plain_, buffers, use_tuple);
   };
-  arm(later(now(), stall, total_deadline), Phase::write);
+  // `stall` bounds each write, re-armed as the request makes progress: a large body to a slow
+  // but steady server is not a timeout.
   if (const auto* file = std::get_if<FileBody>(&body)) {
     int fd = ::open(file->path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -162,7 +164,9 @@ asio::awaitable<Result<void>> Connection::write_request(std::string_view head, c
       int fd;
       ~FdGuard() { ::close(fd); }
     } guard{fd};
+    arm(later(now(), stall, total_deadline), Phase::write);
     auto [ec, n] = co_await write_all(asio::buffer(head));
+    written_ += n;
     if (ec) co_return fail(co_await classify(ec, Phase::write, ErrorKind::io, "writing the request failed"));
     std::vector<char> chunk(file_chunk);
     for (;;) {
@@ -175,15 +179,29 @@ asio::awaitable<Result<void>> Connection::write_request(std::string_view head, c
       if (got == 0) break;
       arm(later(now(), stall, total_deadline), Phase::write);
       auto [wec, wn] = co_await write_all(asio::buffer(chunk.data(), static_cast<std::size_t>(got)));
+      written_ += wn;
       if (wec) co_return fail(co_await classify(wec, Phase::write, ErrorKind::io, "writing the request body failed"));
     }
     co_return Result<void>{};
   }
   const std::string* text = std::get_if<std::string>(&body);
-  std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
-                                            text ? asio::buffer(*text) : asio::const_buffer()};
+  std::string_view rest = text ? std::string_view(*text) : std::string_view();
+  // Head and the first piece of the body in one gather write (one syscall for most requests).
+  std::string_view first = rest.substr(0, file_chunk);
+  rest.remove_prefix(first.size());
+  arm(later(now(), stall, total_deadline), Phase::write);
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(first.data(), first.size())};
   auto [ec, n] = co_await write_all(buffers);
+  written_ += n;
   if (ec) co_return fail(co_await classify(ec, Phase::write, ErrorKind::io, "writing the request failed"));
+  while (!rest.empty()) {
+    auto piece = rest.substr(0, file_chunk);
+    rest.remove_prefix(piece.size());
+    arm(later(now(), stall, total_deadline), Phase::write);
+    auto [wec, wn] = co_await write_all(asio::buffer(piece.data(), piece.size()));
+    written_ += wn;
+    if (wec) co_return fail(co_await classify(wec, Phase::write, ErrorKind::io, "writing the request body failed"));
+  }
   co_return Result<void>{};
 }
 
@@ -229,7 +247,7 @@ asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_reques
           parser_.emplace(header_limit, head_request);
           continue;
         }
-        keep_alive_ = parser_->keep_alive();
+        keep_alive_ = parser_->keep_alive() && status != 101;  // after 101 the bytes are another protocol's
         body_done_ = parser_->done();
         if (body_done_) disarm();
         co_return std::move(parser_->head());
@@ -250,6 +268,8 @@ asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_reques
       first_byte_at_ = now();
       phase = Phase::read;
       arm(later(first_byte_at_, idle, total_deadline), phase);
+    } else {
+      arm(later(now(), idle, total_deadline), phase);  // idle means no progress, not a slow header
     }
   }
 }

@@ -67,6 +67,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<Result<std::string_view>> read_body(Duration idle, TimePoint total_deadline);
 
   bool body_done() const noexcept { return body_done_; }
+  // Bytes of the current request handed to the socket (0: the peer cannot have seen it).
+  std::uint64_t request_bytes_written() const noexcept { return written_; }
   // Whether the connection can carry another request (after a complete body).
   bool reusable() const noexcept;
   bool is_open() const noexcept { return open_; }
@@ -114,6 +116,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<h1::ResponseParser> parser_;
   bool body_done_ = false;
   bool keep_alive_ = false;
+  std::uint64_t written_ = 0;
 
   TimePoint created_;
   TimePoint last_used_;

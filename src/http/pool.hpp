@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -34,6 +35,10 @@ class PoolCore {
   using ConnPtr = std::shared_ptr<Conn>;
 
   explicit PoolCore(PoolLimits limits) : limits_(limits) {}
+
+  // Called with the origin whenever the pool itself closes a connection (not reusable,
+  // expired, evicted), so that an owner keeping its own counts can free the slot too.
+  void on_drop(std::function<void(const std::string&)> hook) { on_drop_ = std::move(hook); }
 
   // The most recently released idle connection to `origin` that is still usable, or null.
   // Expired or closed ones met on the way are closed and forgotten.
@@ -108,6 +113,28 @@ class PoolCore {
     return evicted;
   }
 
+  // Closes the least recently used idle connection of an origin other than `except`, to make
+  // room under the total limit. Returns false when there is none.
+  bool evict_lru_idle(const std::string& except) {
+    OriginState* victim_state = nullptr;
+    std::size_t victim_index = 0;
+    for (auto& [origin, state] : origins_) {
+      if (origin == except) continue;
+      for (std::size_t i = 0; i < state.idle.size(); ++i) {
+        if (!victim_state || state.idle[i]->last_used() < victim_state->idle[victim_index]->last_used()) {
+          victim_state = &state;
+          victim_index = i;
+        }
+      }
+    }
+    if (!victim_state) return false;
+    ConnPtr conn = std::move(victim_state->idle[victim_index]);
+    victim_state->idle.erase(victim_state->idle.begin() + static_cast<std::ptrdiff_t>(victim_index));
+    --idle_total_;
+    drop(*victim_state, *conn);
+    return true;
+  }
+
   // Closes every idle connection (shutdown).
   void close_idle() {
     for (auto& [origin, state] : origins_) {
@@ -151,9 +178,11 @@ class PoolCore {
       --open_total_;
       ++closed_;
     }
+    if (on_drop_) on_drop_(conn.origin());
   }
 
   PoolLimits limits_;
+  std::function<void(const std::string&)> on_drop_;
   std::unordered_map<std::string, OriginState> origins_;
   std::size_t open_total_ = 0;
   std::size_t idle_total_ = 0;

@@ -15,9 +15,18 @@ thread_local const void* tls_runtime = nullptr;
 thread_local std::size_t tls_worker = 0;
 }  // namespace
 
+// An io_context whose services can be shut down before any context is destroyed: pending
+// handlers may own objects (timers, sockets) of another worker's context, so every context
+// must still exist while the handlers of all of them are destroyed.
+class WorkerContext : public boost::asio::io_context {
+ public:
+  WorkerContext() : boost::asio::io_context(1) {}
+  using boost::asio::io_context::shutdown;
+};
+
 struct Runtime::Impl {
   struct Worker {
-    boost::asio::io_context context{1};
+    WorkerContext context;
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard;
     std::thread thread;
   };
@@ -43,7 +52,10 @@ Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
   }
 }
 
-Runtime::~Runtime() { stop(); }
+Runtime::~Runtime() {
+  stop();
+  for (auto& w : impl_->workers) w->context.shutdown();
+}
 
 std::size_t Runtime::size() const noexcept { return impl_->workers.size(); }
 

@@ -11,6 +11,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
@@ -482,6 +483,107 @@ TEST_F(TargetClientTest, HappyEyeballsMovesOnAtOnceFromARefusedAddress) {
   ASSERT_TRUE(connected) << connected.error().describe();
   EXPECT_EQ(connected->port(), target_->port());
   EXPECT_LT(Clock::now() - start, 200ms);
+}
+
+TEST_F(TargetClientTest, ClientAndRuntimeCanBeDestroyedInTheDocumentedOrder) {
+  // Idle connections on two workers: destroying the client, then the runtime, must leave
+  // nothing of the client queued on a context that is gone.
+  for (int round = 0; round < 3; ++round) {
+    net::Runtime runtime({.threads = 2});
+    auto client = std::make_unique<Client>(options(runtime));
+    for (std::size_t worker = 0; worker < 2; ++worker) {
+      auto res = asio::co_spawn(runtime.context(worker), client->send(request("GET", url("/ok"))), asio::use_future).get();
+      ASSERT_TRUE(res) << res.error().describe();
+    }
+    EXPECT_EQ(client->stats().idle_now, 2u);
+    client.reset();
+  }
+}
+
+TEST_F(TargetClientTest, RequestInFlightOutlivesItsClient) {
+  net::Runtime runtime({.threads = 1});
+  auto client = std::make_unique<Client>(options(runtime));
+  auto future = asio::co_spawn(runtime.context(0), client->send(request("GET", url("/delay/200"))), asio::use_future);
+  client.reset();
+  auto res = future.get();
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(TargetClientTest, LimitsHoldAcrossWorkersNotPerWorker) {
+  // Two workers, a limit of two per origin: two concurrent requests from one worker must both
+  // get a connection (the limit is not split between workers).
+  net::Runtime runtime({.threads = 2});
+  ClientOptions o = options(runtime);
+  o.pool.max_per_origin = 2;
+  o.pool.wait_timeout = 100ms;
+  Client client(o);
+  auto a = asio::co_spawn(runtime.context(0), client.send(request("GET", url("/delay/300"))), asio::use_future);
+  auto b = asio::co_spawn(runtime.context(0), client.send(request("GET", url("/delay/300"))), asio::use_future);
+  auto ra = a.get(), rb = b.get();
+  ASSERT_TRUE(ra) << ra.error().describe();
+  ASSERT_TRUE(rb) << rb.error().describe();
+  EXPECT_EQ(client.stats().opened, 2u);
+}
+
+TEST_F(TargetClientTest, IdleConnectionToAnotherOriginGivesWayAtTheTotalLimit) {
+  ClientOptions o = options(runtime_);
+  o.pool.max_total = 1;
+  o.pool.wait_timeout = 200ms;
+  Client client(o);
+  std::string other = url("/ok");
+  other.replace(other.find("127.0.0.1"), 9, "localhost");
+  auto first = run_sync(runtime_, client.send(request("GET", url("/ok"))));
+  ASSERT_TRUE(first) << first.error().describe();
+  auto second = run_sync(runtime_, client.send(request("GET", other)));
+  ASSERT_TRUE(second) << second.error().describe();
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(client.stats().open_now, 1u);
+}
+
+TEST_F(TargetClientTest, CancellingAStreamReadFromAForeignExecutorIsAnErrorValue) {
+  boost::asio::io_context foreign;
+  asio::cancellation_signal signal;
+  std::optional<Result<std::string_view>> second_read;
+  std::string first_piece;
+  asio::co_spawn(
+      foreign,
+      [&]() -> asio::awaitable<void> {
+        auto stream = co_await client_.open(request("GET", url("/stream/5?interval_ms=2000")));
+        if (!stream) co_return;
+        auto piece = co_await stream->read();
+        if (piece) first_piece = std::string(*piece);
+        second_read = co_await stream->read();
+      },
+      asio::bind_cancellation_slot(signal.slot(), asio::detached));
+  std::thread runner([&] { foreign.run_for(5s); });
+  for (int i = 0; i < 200 && first_piece.empty(); ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(50ms);
+  asio::post(foreign, [&] { signal.emit(asio::cancellation_type::terminal); });
+  runner.join();
+  ASSERT_FALSE(first_piece.empty());
+  ASSERT_TRUE(second_read.has_value()) << "the read threw or never finished";
+  ASSERT_FALSE(*second_read);
+  EXPECT_EQ(second_read->error().kind(), ErrorKind::cancelled) << second_read->error().describe();
+}
+
+TEST_F(TargetClientTest, HeadResponseDoesNotReserveItsContentLength) {
+  auto res = send(request("HEAD", url("/bytes/200000000")));
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_TRUE(res->body.empty());
+  EXPECT_LT(res->body.capacity(), 1u << 20);
+}
+
+TEST_F(TargetClientTest, UserHostHeaderIsDroppedWhenARedirectChangesOrigin) {
+  std::string other_origin = url("/echo");
+  other_origin.replace(other_origin.find("127.0.0.1"), 9, "localhost");
+  auto r = request("GET", url("/redirect-to?url=" + percent_encode(other_origin)));
+  r.headers.add("Host", "internal.example");
+  auto res = send(std::move(r));
+  ASSERT_TRUE(res) << res.error().describe();
+  ASSERT_EQ(res->status, 200);
+  EXPECT_EQ(res->body.find("internal.example"), std::string::npos) << res->body;
+  EXPECT_NE(res->body.find("localhost:"), std::string::npos) << res->body;
 }
 
 TEST_F(TargetClientTest, BadInputIsRefusedWithAClearConfigError) {

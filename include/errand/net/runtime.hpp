@@ -8,7 +8,8 @@
 //   boost::asio::co_spawn(runtime.context(0), my_coroutine(), boost::asio::detached);
 //
 // The blocking facade (errand/http/blocking.hpp) uses Runtime::default_runtime(), started
-// lazily on first use with one worker and stopped at exit.
+// lazily on first use with one worker; it is never destroyed (its threads end with the process).
+// A Runtime must not be destroyed from one of its own workers.
 // Thread-safety: all member functions are thread-safe. The destructor stops and joins.
 #pragma once
 

@@ -15,10 +15,18 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   bool close_delimited = false;
   std::size_t limit = 0;
   std::size_t header_consumed = 0;  // header bytes consumed by earlier put() calls
+  std::uint64_t chunk_left = 0;     // bytes of the current chunk still to come; 0 between chunks
 
   void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
 
-  void on_response_impl(int code, beast::string_view reason, int version, beast::error_code&) override {
+  void on_response_impl(int code, beast::string_view reason, int version, beast::error_code& ec) override {
+    // Beast takes any three digits. Below 100 there is no status class (RFC 9110 §15), and 0
+    // is what a Response holds when it has no status: refuse the response rather than let a
+    // "000" pass for one.
+    if (code < 100) {
+      ec = bhttp::error::bad_status;
+      return;
+    }
     head.status = code;
     head.headers.reserve(12);  // typical responses fit without regrowing
     head.reason.assign(reason.data(), reason.size());
@@ -41,9 +49,12 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
     return body.size();
   }
 
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  void on_chunk_header_impl(std::uint64_t size, beast::string_view, beast::error_code&) override {
+    chunk_left = size;
+  }
 
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+  std::size_t on_chunk_body_impl(std::uint64_t remain, beast::string_view body, beast::error_code&) override {
+    chunk_left = remain - body.size();
     piece = std::string_view(body.data(), body.size());
     has_piece = true;
     return body.size();
@@ -89,6 +100,12 @@ Result<ResponseParser::Step> ResponseParser::feed(std::string_view data) {
       // the limit: give it only what is left of the budget for the whole header.
       std::size_t left = impl_->limit - std::min(impl_->limit, impl_->header_consumed);
       impl_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(left, UINT32_MAX)));
+    } else if (impl_->chunked() && impl_->chunk_left == 0 && data.size() - step.consumed < 5) {
+      // Between chunks, what is left of a valid body is at least "0\r\n\r\n". Beast (as in
+      // Boost 1.81) asserts when it is given fewer bytes after a last chunk whose CRLF arrives
+      // in pieces (fixed by boostorg/beast#2861); waiting for five costs nothing.
+      step.event = Event::need_more;
+      return step;
     }
     beast::error_code ec;
     std::size_t n = impl_->put(boost::asio::const_buffer(data.data() + step.consumed, data.size() - step.consumed), ec);
