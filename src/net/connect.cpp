@@ -132,6 +132,7 @@ asio::awaitable<Result<tcp::socket>> connect_any(std::vector<tcp::endpoint> endp
     std::vector<std::unique_ptr<Attempt>> attempts;
     std::size_t pending = 0;
     std::optional<std::size_t> winner;
+    bool failed_since_start = false;  // an attempt failed: start the next one without waiting
     std::string last_error;
     std::error_code last_code;
   };
@@ -143,6 +144,7 @@ asio::awaitable<Result<tcp::socket>> connect_any(std::vector<tcp::endpoint> endp
     auto index = state->attempts.size();
     state->attempts.push_back(std::make_unique<Attempt>(executor));
     ++state->pending;
+    state->failed_since_start = false;
     last_start = std::chrono::steady_clock::now();
     auto endpoint = endpoints[next++];
     state->attempts[index]->socket.async_connect(endpoint, [state, index, endpoint](const boost::system::error_code& ec) {
@@ -152,6 +154,7 @@ asio::awaitable<Result<tcp::socket>> connect_any(std::vector<tcp::endpoint> endp
       --state->pending;
       if (!ec && !state->winner) state->winner = index;
       if (ec && ec != asio::error::operation_aborted) {
+        state->failed_since_start = true;
         state->last_error = describe_connect_error(ec, endpoint);
         state->last_code = std::error_code(ec.value(), std::system_category());
       }
@@ -179,7 +182,8 @@ asio::awaitable<Result<tcp::socket>> connect_any(std::vector<tcp::endpoint> endp
     if (state->pending == 0 && next == endpoints.size())
       co_return fail(ErrorKind::connect, state->last_error.empty() ? "connect failed" : state->last_error,
                      state->last_code, Phase::connect);
-    if (next < endpoints.size() && (state->pending == 0 || now >= last_start + attempt_delay)) {
+    if (next < endpoints.size() &&
+        (state->pending == 0 || state->failed_since_start || now >= last_start + attempt_delay)) {
       start_next();
       continue;
     }
