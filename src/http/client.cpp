@@ -499,6 +499,17 @@ class DecodingSource final : public ResponseStream::Source {
     for (;;) {
       out_.clear();
       if (finished_) co_return std::string_view();
+      // What is left of the last piece (or output pending inside the decoder) first; the
+      // piece stays valid because the inner source is not read again until it is used up.
+      auto consumed = decoder_->decode_some(pending_, out_, max_piece);
+      if (!consumed) {
+        finished_ = true;
+        inner_.reset();  // closes the connection: the rest of the body is unread
+        co_return fail(std::move(consumed.error()));
+      }
+      pending_.remove_prefix(*consumed);
+      if (!out_.empty()) co_return std::string_view(out_);
+      if (!pending_.empty()) continue;
       auto piece = co_await inner_->read(head);
       if (!piece) co_return fail(std::move(piece.error()));
       if (piece->empty()) {
@@ -506,12 +517,7 @@ class DecodingSource final : public ResponseStream::Source {
         if (auto ok = decoder_->finish(); !ok) co_return fail(std::move(ok.error()));
         co_return std::string_view();
       }
-      if (auto ok = decoder_->decode(*piece, out_); !ok) {
-        finished_ = true;
-        inner_.reset();  // closes the connection: the rest of the body is unread
-        co_return fail(std::move(ok.error()));
-      }
-      if (!out_.empty()) co_return std::string_view(out_);
+      pending_ = *piece;
     }
   }
 
@@ -520,8 +526,12 @@ class DecodingSource final : public ResponseStream::Source {
  private:
   std::unique_ptr<ResponseStream::Source> inner_;
   std::unique_ptr<Decoder> decoder_;
+  std::string_view pending_;  // undecoded rest of the inner source's last piece
   std::string out_;
   bool finished_ = false;
+  // Decoded bytes handed out per read: a small compressed body may expand enormously, and
+  // must not do so in memory before a limit can be checked.
+  static constexpr std::size_t max_piece = 256 * 1024;
 };
 
 }  // namespace

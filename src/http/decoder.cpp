@@ -35,14 +35,15 @@ class ZlibDecoder final : public Decoder {
   }
   ~ZlibDecoder() override { inflateEnd(&stream_); }
 
-  Result<void> decode(std::string_view in, std::string& out) override {
+  Result<std::size_t> decode_some(std::string_view in, std::string& out, std::size_t max_out) override {
+    std::size_t sniffed = 0;
     if (sniffing_) {
       // Whether "deflate" is zlib-wrapped shows in its first two bytes, which may arrive in
       // separate pieces: collect them before inflating anything.
-      std::size_t take = std::min(in.size(), 2 - head_.size());
-      head_.append(in.data(), take);
-      in.remove_prefix(take);
-      if (head_.size() < 2) return {};
+      sniffed = std::min(in.size(), 2 - head_.size());
+      head_.append(in.data(), sniffed);
+      in.remove_prefix(sniffed);
+      if (head_.size() < 2) return sniffed;
       sniffing_ = false;
       auto b0 = static_cast<unsigned char>(head_[0]), b1 = static_cast<unsigned char>(head_[1]);
       bool gzip = b0 == 0x1f && b1 == 0x8b;
@@ -51,9 +52,12 @@ class ZlibDecoder final : public Decoder {
         inflateEnd(&stream_);
         init(-15);
       }
-      if (auto r = inflate_some(head_, out); !r) return r;
+      auto r = inflate_some(head_, out, SIZE_MAX);  // two bytes of header: no output yet
+      if (!r) return fail(std::move(r.error()));
     }
-    return inflate_some(in, out);
+    auto r = inflate_some(in, out, max_out);
+    if (!r) return r;
+    return sniffed + *r;
   }
 
   Result<void> finish() override {
@@ -62,18 +66,19 @@ class ZlibDecoder final : public Decoder {
   }
 
  private:
-  Result<void> inflate_some(std::string_view in, std::string& out) {
+  Result<std::size_t> inflate_some(std::string_view in, std::string& out, std::size_t max_out) {
     if (ended_ && !in.empty()) {
       // gzip allows several members back to back (RFC 1952 §2.2); anything else is garbage.
       if (!is_gzip_) return fail(corrupt(name_, "data after the end of the stream"));
       inflateReset(&stream_);
       ended_ = false;
     }
-    if (ended_ || in.empty()) return {};
+    if (ended_) return std::size_t{0};
     stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     stream_.avail_in = static_cast<uInt>(in.size());
-    // Loop until zlib leaves room in the output: then all input is consumed and nothing
-    // decoded is pending inside it.
+    const std::size_t start = out.size();
+    // Until zlib leaves room in the output (all input consumed, nothing decoded pending inside
+    // it) or `max_out` bytes came out; with empty input this flushes what is pending.
     for (;;) {
       std::size_t old = out.size();
       out.resize(old + output_step);
@@ -91,8 +96,9 @@ class ZlibDecoder final : public Decoder {
       }
       if (rc != Z_OK && rc != Z_BUF_ERROR) return fail(corrupt(name_, stream_.msg ? stream_.msg : ""));
       if (stream_.avail_out != 0) break;
+      if (out.size() - start >= max_out) break;
     }
-    return {};
+    return in.size() - stream_.avail_in;
   }
 
   void init(int window_bits) {
@@ -112,10 +118,11 @@ class BrotliDecoder final : public Decoder {
   BrotliDecoder() : state_(BrotliDecoderCreateInstance(nullptr, nullptr, nullptr)) {}
   ~BrotliDecoder() override { BrotliDecoderDestroyInstance(state_); }
 
-  Result<void> decode(std::string_view in, std::string& out) override {
+  Result<std::size_t> decode_some(std::string_view in, std::string& out, std::size_t max_out) override {
     if (!state_) return fail(corrupt("br", "out of memory"));
     const auto* next_in = reinterpret_cast<const uint8_t*>(in.data());
     std::size_t avail_in = in.size();
+    const std::size_t start = out.size();
     for (;;) {
       std::size_t old = out.size();
       out.resize(old + output_step);
@@ -127,11 +134,13 @@ class BrotliDecoder final : public Decoder {
         return fail(corrupt("br", BrotliDecoderErrorString(BrotliDecoderGetErrorCode(state_))));
       if (rc == BROTLI_DECODER_RESULT_SUCCESS) {
         if (avail_in > 0) return fail(corrupt("br", "data after the end of the stream"));
-        return {};
+        break;
       }
-      if (rc == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) return {};
-      // NEEDS_MORE_OUTPUT: loop with more room.
+      if (rc == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) break;
+      // NEEDS_MORE_OUTPUT: go on unless enough came out for this call.
+      if (out.size() - start >= max_out) break;
     }
+    return in.size() - avail_in;
   }
 
   Result<void> finish() override {
@@ -151,8 +160,9 @@ class ZstdDecoder final : public Decoder {
   }
   ~ZstdDecoder() override { ZSTD_freeDStream(stream_); }
 
-  Result<void> decode(std::string_view in, std::string& out) override {
+  Result<std::size_t> decode_some(std::string_view in, std::string& out, std::size_t max_out) override {
     ZSTD_inBuffer input{in.data(), in.size(), 0};
+    const std::size_t start = out.size();
     while (input.pos < input.size || needs_flush_) {
       std::size_t old = out.size();
       out.resize(old + output_step);
@@ -165,8 +175,9 @@ class ZstdDecoder final : public Decoder {
       // after it ended: another call would start the next frame and clear frame_complete_).
       needs_flush_ = rc != 0 && output.pos == output_step;
       if (input.pos == input.size && !needs_flush_) break;
+      if (out.size() - start >= max_out) break;
     }
-    return {};
+    return input.pos;
   }
 
   Result<void> finish() override {
@@ -181,6 +192,12 @@ class ZstdDecoder final : public Decoder {
 };
 
 }  // namespace
+
+Result<void> Decoder::decode(std::string_view in, std::string& out) {
+  auto consumed = decode_some(in, out, SIZE_MAX);
+  if (!consumed) return fail(std::move(consumed.error()));
+  return {};
+}
 
 Result<std::unique_ptr<Decoder>> Decoder::create(std::string_view encoding) {
   while (!encoding.empty() && (encoding.front() == ' ' || encoding.front() == '\t')) encoding.remove_prefix(1);

@@ -3,7 +3,7 @@
 //
 //   auto decoder = Decoder::create("gzip");   // nullptr for identity
 //   std::string out;
-//   decoder->decode(piece, out);              // appends decoded bytes
+//   decoder->decode_some(piece, out, 1 << 20); // appends at most ~1 MiB, returns bytes consumed
 //   decoder->finish();                        // protocol error if the stream was truncated
 //
 // Errors are of kind protocol ("corrupt gzip data", "truncated br stream"). Not synchronised.
@@ -20,8 +20,14 @@ namespace errand::http {
 class Decoder {
  public:
   virtual ~Decoder() = default;
-  // Decodes `in`, appending the output to `out`.
-  virtual Result<void> decode(std::string_view in, std::string& out) = 0;
+  // Decodes from `in`, appending to `out`, until `in` is used up or at least `max_out` bytes
+  // came out (one step of up to 64 KiB past it). Returns the input bytes consumed: pass the
+  // rest next time. Called with the rest empty, it flushes output still pending inside; a
+  // call that consumes nothing and appends nothing means it needs more input. Bounding the
+  // output per call is what keeps a small "compression bomb" from exhausting memory.
+  virtual Result<std::size_t> decode_some(std::string_view in, std::string& out, std::size_t max_out) = 0;
+  // Decodes all of `in` (no bound on the output).
+  Result<void> decode(std::string_view in, std::string& out);
   // Called at the end of the body: fails if the compressed stream did not end properly.
   virtual Result<void> finish() = 0;
 

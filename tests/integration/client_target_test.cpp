@@ -302,6 +302,16 @@ TEST_F(TargetClientTest, BufferedBodyOverTheLimitIsAProtocolError) {
   EXPECT_EQ(res.error().kind(), ErrorKind::protocol);
 }
 
+TEST_F(TargetClientTest, BodyLimitAppliesToTheDecodedBody) {
+  ClientOptions o = options(runtime_);
+  o.max_body_bytes = 1000;  // /gzip is about 4.5 KiB decoded, far less on the wire
+  Client small(o);
+  auto res = run_sync(runtime_, small.send(request("GET", url("/gzip"))));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().kind(), ErrorKind::protocol);
+  EXPECT_NE(res.error().message().find("limit of 1000"), std::string::npos) << res.error().message();
+}
+
 TEST_F(TargetClientTest, CancellationAbortsARequestWithin50ms) {
   asio::cancellation_signal signal;
   auto future = asio::co_spawn(runtime_.context(0), client_.send(request("GET", url("/delay/5000"))),

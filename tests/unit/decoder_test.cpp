@@ -440,3 +440,41 @@ TEST(GzipMembersTest, MembersBackToBackAreDecodedInOrder) {
 
 }  // namespace
 }  // namespace errand::http
+
+namespace errand::http {
+namespace {
+
+class DecoderBoundTest : public ::testing::TestWithParam<Codec> {};
+
+TEST_P(DecoderBoundTest, OutputPerCallIsBoundedSoABombCannotExhaustMemory) {
+  // 32 MiB of zeros compress to a few KiB; each call may produce only about max_out.
+  const std::string zeros(32u << 20, '\0');
+  const std::string packed = compress(GetParam(), zeros);
+  ASSERT_LT(packed.size(), zeros.size() / 100);
+  auto decoder = make_decoder(content_encoding(GetParam()));
+  ASSERT_NE(decoder, nullptr);
+  constexpr std::size_t max_out = 256 * 1024;
+  std::string_view rest = packed;
+  std::size_t total = 0, calls = 0;
+  for (;;) {
+    std::string out;
+    auto consumed = decoder->decode_some(rest, out, max_out);
+    ASSERT_TRUE(consumed.has_value()) << consumed.error().describe();
+    ASSERT_LE(out.size(), max_out + 64 * 1024) << "call " << calls << " produced too much";
+    rest.remove_prefix(*consumed);
+    total += out.size();
+    ++calls;
+    if (out.empty() && *consumed == 0) break;
+  }
+  EXPECT_TRUE(rest.empty());
+  EXPECT_EQ(total, zeros.size());
+  EXPECT_GT(calls, zeros.size() / (max_out + 64 * 1024));
+  EXPECT_TRUE(decoder->finish().has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCodecs, DecoderBoundTest,
+                         ::testing::Values(Codec::gzip, Codec::zlib_deflate, Codec::raw_deflate, Codec::br, Codec::zstd),
+                         [](const auto& info) { return codec_name(info.param); });
+
+}  // namespace
+}  // namespace errand::http
