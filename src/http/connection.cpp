@@ -214,7 +214,9 @@ asio::awaitable<std::tuple<error_code, std::size_t>> Connection::read_some() {
     begin_ = 0;
   }
   if (buffer_.empty()) buffer_.resize(initial_buffer);
-  if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // only a header grows it: bodies are consumed
+  // Only framing grows it (a header, a chunk header, trailers), each bounded by the header
+  // limit in the parser; body bytes are consumed as they come.
+  if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);
   auto room = asio::buffer(buffer_.data() + end_, buffer_.size() - end_);
   // Returns the socket operation itself: no coroutine frame of its own on the hot path.
   if (tls_) return tls_->async_read_some(room, use_tuple);

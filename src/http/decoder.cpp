@@ -1,6 +1,7 @@
 #include "http/decoder.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #include <brotli/decode.h>
 #include <zlib.h>
@@ -92,6 +93,8 @@ class ZlibDecoder final : public Decoder {
         if (!is_gzip_) return fail(corrupt(name_, "data after the end of the stream"));
         inflateReset(&stream_);  // the next gzip member
         ended_ = false;
+        // Many small members could otherwise each add a step of output past the bound.
+        if (out.size() - start >= max_out) break;
         continue;
       }
       if (rc != Z_OK && rc != Z_BUF_ERROR) return fail(corrupt(name_, stream_.msg ? stream_.msg : ""));
@@ -161,34 +164,66 @@ class ZstdDecoder final : public Decoder {
   ~ZstdDecoder() override { ZSTD_freeDStream(stream_); }
 
   Result<std::size_t> decode_some(std::string_view in, std::string& out, std::size_t max_out) override {
-    ZSTD_inBuffer input{in.data(), in.size(), 0};
+    const std::size_t size = in.size();
     const std::size_t start = out.size();
-    while (input.pos < input.size || needs_flush_) {
-      std::size_t old = out.size();
-      out.resize(old + output_step);
-      ZSTD_outBuffer output{out.data() + old, output_step, 0};
-      std::size_t rc = ZSTD_decompressStream(stream_, &output, &input);
-      out.resize(old + output.pos);
-      if (ZSTD_isError(rc)) return fail(corrupt("zstd", ZSTD_getErrorName(rc)));
-      frame_complete_ = (rc == 0);
-      // More output may be pending when the output filled up before the frame ended (not
-      // after it ended: another call would start the next frame and clear frame_complete_).
-      needs_flush_ = rc != 0 && output.pos == output_step;
-      if (input.pos == input.size && !needs_flush_) break;
+    while (!in.empty() || needs_flush_) {
+      if (at_frame_start_) {
+        // libzstd also decodes the legacy formats of its 0.x versions, but only when it sees
+        // their whole magic number in one call: given fewer bytes it reports an unknown
+        // prefix, so whether a body decoded would depend on how the network split it. RFC 8878
+        // knows only zstd and skippable frames: check the magic number here once its four
+        // bytes are in, then hand them on.
+        std::size_t take = std::min(in.size(), 4 - magic_.size());
+        magic_.append(in.data(), take);
+        in.remove_prefix(take);
+        if (magic_.size() < 4) break;
+        std::uint32_t magic = 0;
+        for (int i = 3; i >= 0; --i) magic = (magic << 8) | static_cast<unsigned char>(magic_[i]);
+        if (magic != ZSTD_MAGICNUMBER && (magic & ZSTD_MAGIC_SKIPPABLE_MASK) != ZSTD_MAGIC_SKIPPABLE_START)
+          return fail(corrupt("zstd", "not a zstd frame"));
+        at_frame_start_ = false;
+        std::string_view head = magic_;
+        if (auto r = step(head, out); !r) return fail(std::move(r.error()));  // kept inside: no output
+        magic_.clear();
+        continue;
+      }
+      if (auto r = step(in, out); !r) return fail(std::move(r.error()));
+      if (in.empty() && !needs_flush_) break;
       if (out.size() - start >= max_out) break;
     }
-    return input.pos;
+    return size - in.size();
   }
 
   Result<void> finish() override {
-    if (!frame_complete_) return fail(truncated("zstd"));
+    if (!frame_complete_ || !magic_.empty()) return fail(truncated("zstd"));
     return {};
   }
 
  private:
+  // One ZSTD_decompressStream() call with room for output_step bytes; removes what it consumed
+  // from `in`. It returns at the end of a frame, so the next one starts with a magic number.
+  Result<void> step(std::string_view& in, std::string& out) {
+    ZSTD_inBuffer input{in.data(), in.size(), 0};
+    std::size_t old = out.size();
+    out.resize(old + output_step);
+    ZSTD_outBuffer output{out.data() + old, output_step, 0};
+    std::size_t rc = ZSTD_decompressStream(stream_, &output, &input);
+    out.resize(old + output.pos);
+    if (ZSTD_isError(rc)) return fail(corrupt("zstd", ZSTD_getErrorName(rc)));
+    in.remove_prefix(input.pos);
+    frame_complete_ = (rc == 0);
+    at_frame_start_ = frame_complete_;
+    // More output may be pending when the output filled up before the frame ended (not
+    // after it ended: another call would start the next frame and clear frame_complete_).
+    needs_flush_ = rc != 0 && output.pos == output_step;
+    return {};
+  }
+
   ZSTD_DStream* stream_;
   bool frame_complete_ = false;
   bool needs_flush_ = false;
+  bool at_frame_start_ = true;
+  std::string magic_;  // the first bytes of a frame, until all four are in
 };
 
 }  // namespace

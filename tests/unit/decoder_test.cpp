@@ -478,3 +478,46 @@ INSTANTIATE_TEST_SUITE_P(AllCodecs, DecoderBoundTest,
 
 }  // namespace
 }  // namespace errand::http
+
+namespace errand::http {
+namespace {
+
+// Regressions found by fuzz/decoder_fuzz.cpp.
+
+TEST(DecoderFuzzRegressionTest, ZstdLegacyFrameIsRefusedHoweverTheBodyIsSplit) {
+  // The magic number of zstd 0.6 and a frame after it: libzstd decoded it when the four magic
+  // bytes came in one piece and refused it when they did not.
+  const std::string legacy("\x26\xb5\x2f\xfd\x40\xff\xff\x00\x10", 9);
+  for (std::size_t piece : {std::size_t{1}, std::size_t{3}, legacy.size()}) {
+    auto out = decode_all("zstd", legacy, piece);
+    ASSERT_FALSE(out.has_value()) << "piece " << piece << ": a legacy zstd frame was accepted";
+    EXPECT_EQ(out.error().kind(), ErrorKind::protocol);
+  }
+}
+
+TEST(DecoderFuzzRegressionTest, GzipMembersEachUnderAStepStillRespectTheOutputBound) {
+  // Each member ends within one output step, and the bound was only checked between steps
+  // of one member: twenty members came out of a single call.
+  std::string packed;
+  for (int i = 0; i < 20; ++i) packed += compress(Codec::gzip, std::string(40'000, '\0'));
+  auto decoder = make_decoder("gzip");
+  ASSERT_NE(decoder, nullptr);
+  constexpr std::size_t max_out = 64 * 1024;
+  std::string_view rest = packed;
+  std::size_t total = 0;
+  for (int calls = 0; calls < 1000; ++calls) {
+    std::string out;
+    auto consumed = decoder->decode_some(rest, out, max_out);
+    ASSERT_TRUE(consumed.has_value()) << consumed.error().describe();
+    ASSERT_LE(out.size(), max_out + 64 * 1024) << "call " << calls << " produced too much";
+    rest.remove_prefix(*consumed);
+    total += out.size();
+    if (out.empty() && *consumed == 0) break;
+  }
+  EXPECT_TRUE(rest.empty());
+  EXPECT_EQ(total, 20u * 40'000);
+  EXPECT_TRUE(decoder->finish().has_value());
+}
+
+}  // namespace
+}  // namespace errand::http

@@ -375,6 +375,16 @@ TEST(ResponseParserTest, ChunkedResponseFedByteByByte) {
   EXPECT_EQ(r.buffer, "");
 }
 
+TEST(ResponseParserTest, EmptyChunkedBodyFedByteByByte) {
+  // "0\r\n" and then the final CRLF in pieces: Beast in Boost 1.81 asserted on it
+  // (boostorg/beast#2861); found by h1_response_fuzz.
+  Reader r;
+  auto ok = r.push_in_slices("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 1);
+  ASSERT_TRUE(ok.has_value()) << ok.error().describe();
+  EXPECT_TRUE(r.parser.done());
+  EXPECT_EQ(r.pieces, 0);
+}
+
 TEST(ResponseParserTest, LargeChunkedBodyFedInSlicesReassemblesExactly) {
   // 1 MiB of non-repeating bytes in chunks of varying size, delivered in 64 KiB reads.
   std::string expected(1 << 20, '\0');
@@ -444,6 +454,40 @@ TEST(ResponseParserTest, HeaderJustUnderTheLimitIsAccepted) {
   EXPECT_TRUE(r.parser.done());
 }
 
+TEST(ResponseParserTest, HeaderLimitHoldsAfterAReadLargerThanTheLimit) {
+  // One read brings a long status line, complete fields and the start of another, 1050 bytes
+  // in all: Beast does not count the status line, so it accepts them, and the header then
+  // grew without bound (found by h1_response_fuzz).
+  std::string fields;
+  for (int i = 0; i < 8; ++i) fields += "X-Field-" + std::to_string(i) + ": " + std::string(90, 'a') + "\r\n";
+  std::string first = "HTTP/1.1 200 " + std::string(100, 'R') + "\r\n" + fields + "X-Partial: " + std::string(100, 'p');
+  ASSERT_GT(first.size(), 1024u);
+  Reader r(1024);
+  auto ok = r.push(first);
+  for (int i = 0; ok && i < 100; ++i) ok = r.push(std::string(100, 'p'));
+  ASSERT_FALSE(ok.has_value()) << "the header grew to " << r.buffer.size() << " bytes past a limit of 1024";
+  EXPECT_EQ(ok.error().kind(), ErrorKind::protocol);
+  EXPECT_THAT(ok.error().message(), HasSubstr("1024"));
+}
+
+TEST(ResponseParserTest, TrailerSectionOverTheLimitIsAProtocolError) {
+  Reader r(1024);
+  auto ok = r.push("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: ");
+  for (int i = 0; ok && i < 100; ++i) ok = r.push(std::string(100, 't'));
+  ASSERT_FALSE(ok.has_value()) << "the trailer section grew to " << r.buffer.size() << " bytes";
+  EXPECT_EQ(ok.error().kind(), ErrorKind::protocol);
+  EXPECT_THAT(ok.error().message(), HasSubstr("1024"));
+}
+
+TEST(ResponseParserTest, ChunkExtensionOverTheLimitIsAProtocolError) {
+  Reader r(1024);
+  auto ok = r.push("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=");
+  for (int i = 0; ok && i < 100; ++i) ok = r.push(std::string(100, 'e'));
+  ASSERT_FALSE(ok.has_value()) << "the chunk header grew to " << r.buffer.size() << " bytes";
+  EXPECT_EQ(ok.error().kind(), ErrorKind::protocol);
+  EXPECT_THAT(ok.error().message(), HasSubstr("1024"));
+}
+
 TEST(ResponseParserTest, MalformedStatusLineIsAProtocolError) {
   for (std::string line : {"HTTP/1.1 abc OK\r\n\r\n", "HTTX/1.1 200 OK\r\n\r\n", "garbage\r\n\r\n",
                            "HTTP/1.1 2000 OK\r\n\r\n", "<html>\r\n\r\n"}) {
@@ -452,6 +496,16 @@ TEST(ResponseParserTest, MalformedStatusLineIsAProtocolError) {
     ASSERT_FALSE(step.has_value()) << line;
     EXPECT_EQ(step.error().kind(), ErrorKind::protocol) << line;
     EXPECT_THAT(step.error().message(), HasSubstr("malformed response")) << line;
+  }
+}
+
+TEST(ResponseParserTest, StatusBelow100IsAProtocolError) {
+  // Beast takes any three digits; "000" would pass for a response without a status.
+  for (std::string line : {"HTTP/1.1 000 OK\r\n\r\n", "HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n"}) {
+    ResponseParser parser(8192, false);
+    auto step = parser.feed(line);
+    ASSERT_FALSE(step.has_value()) << line;
+    EXPECT_EQ(step.error().kind(), ErrorKind::protocol) << line;
   }
 }
 

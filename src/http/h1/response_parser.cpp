@@ -14,7 +14,7 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   bool has_piece = false;
   bool close_delimited = false;
   std::size_t limit = 0;
-  std::size_t header_consumed = 0;  // header bytes consumed by earlier put() calls
+  std::size_t header_consumed = 0;  // header bytes consumed so far
   std::uint64_t chunk_left = 0;     // bytes of the current chunk still to come; 0 between chunks
 
   void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
@@ -65,11 +65,20 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
 
 namespace {
 
+Error header_too_large(std::size_t header_limit) {
+  return Error(ErrorKind::protocol, "response header exceeds the limit of " + std::to_string(header_limit) + " bytes",
+               std::make_error_code(std::errc::message_size), Phase::read);
+}
+
+Error framing_too_large(std::size_t header_limit) {
+  return Error(ErrorKind::protocol,
+               "a chunk header or the trailer section of the response exceeds the limit of " +
+                   std::to_string(header_limit) + " bytes",
+               std::make_error_code(std::errc::message_size), Phase::read);
+}
+
 Error to_error(const beast::error_code& ec, std::size_t header_limit) {
-  if (ec == bhttp::error::header_limit)
-    return Error(ErrorKind::protocol,
-                 "response header exceeds the limit of " + std::to_string(header_limit) + " bytes",
-                 std::make_error_code(std::errc::message_size), Phase::read);
+  if (ec == bhttp::error::header_limit) return header_too_large(header_limit);
   if (ec == bhttp::error::partial_message)
     return Error(ErrorKind::io, "the connection closed before the response was complete",
                  std::make_error_code(std::errc::connection_aborted), Phase::read);
@@ -92,30 +101,35 @@ ResponseParser::~ResponseParser() = default;
 Result<ResponseParser::Step> ResponseParser::feed(std::string_view data) {
   Step step;
   bool header_was_done = impl_->is_header_done();
+  // The bytes not consumed are the incomplete part of the header or, in a chunked body, of a
+  // chunk header or the trailer section; the caller holds on to them until more arrive, so they
+  // must stay within the limit. Beast bounds neither: its header limit applies to one put() and
+  // forgets the fields consumed by earlier ones, and chunk headers and trailers have no limit.
+  // (Lowering Beast's limit to what is left of the budget does not help: once it is below what
+  // Beast has already scanned, Beast answers need_more for ever and the header grows unbounded.)
+  auto need_more = [&]() -> Result<Step> {
+    std::size_t held = data.size() - step.consumed;
+    if (!header_was_done && impl_->header_consumed + held > impl_->limit)
+      return fail(header_too_large(impl_->limit));
+    if (header_was_done && held > impl_->limit) return fail(framing_too_large(impl_->limit));
+    step.event = Event::need_more;
+    return step;
+  };
   for (;;) {
     impl_->has_piece = false;
-    if (!header_was_done) {
-      // Beast checks its limit against the bytes of one put() and forgets the complete fields
-      // it consumed in earlier calls, so a header arriving in pieces could grow to about twice
-      // the limit: give it only what is left of the budget for the whole header.
-      std::size_t left = impl_->limit - std::min(impl_->limit, impl_->header_consumed);
-      impl_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(left, UINT32_MAX)));
-    } else if (impl_->chunked() && impl_->chunk_left == 0 && data.size() - step.consumed < 5) {
+    if (header_was_done && impl_->chunked() && impl_->chunk_left == 0 && data.size() - step.consumed < 5) {
       // Between chunks, what is left of a valid body is at least "0\r\n\r\n". Beast (as in
       // Boost 1.81) asserts when it is given fewer bytes after a last chunk whose CRLF arrives
       // in pieces (fixed by boostorg/beast#2861); waiting for five costs nothing.
-      step.event = Event::need_more;
-      return step;
+      return need_more();
     }
     beast::error_code ec;
     std::size_t n = impl_->put(boost::asio::const_buffer(data.data() + step.consumed, data.size() - step.consumed), ec);
     step.consumed += n;
     if (!header_was_done) impl_->header_consumed += n;
-    if (ec == bhttp::error::need_more) {
-      step.event = Event::need_more;
-      return step;
-    }
+    if (ec == bhttp::error::need_more) return need_more();
     if (ec) return fail(to_error(ec, impl_->limit));
+    if (!header_was_done && impl_->header_consumed > impl_->limit) return fail(header_too_large(impl_->limit));
     if (impl_->has_piece) {
       step.event = Event::piece;
       step.piece = impl_->piece;
@@ -130,10 +144,7 @@ Result<ResponseParser::Step> ResponseParser::feed(std::string_view data) {
       step.event = Event::header;
       return step;
     }
-    if (n == 0 || step.consumed == data.size()) {
-      step.event = Event::need_more;
-      return step;
-    }
+    if (n == 0 || step.consumed == data.size()) return need_more();
   }
 }
 

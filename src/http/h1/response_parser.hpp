@@ -7,6 +7,8 @@
 //   ResponseParser parser(1 << 20, /*head_request=*/false);
 //   auto step = parser.feed(bytes);   // consumed bytes + need_more | header | piece | done
 //
+// header_limit bounds the header block and also each chunk header and the trailer section,
+// which would otherwise grow a caller's buffer without bound.
 // Errors are of kind protocol (malformed, header over the limit) or io (the connection ended
 // before the response did). Not synchronised; one parser per response.
 #pragma once
