@@ -434,22 +434,13 @@ class ConnectionSource final : public ResponseStream::Source {
  private:
   // The whole body straight from the connection: one coroutine for all of it.
   asio::awaitable<Result<void>> read_all_here(Response& head, std::size_t limit) {
-    while (conn_) {
-      auto piece = co_await conn_->read_body(idle_, total_deadline_);
-      if (!piece) {
-        abandon();
-        co_return fail(std::move(piece.error()));
-      }
-      if (piece->empty()) {
-        end_of_body(head);
-        break;
-      }
-      if (head.body.size() + piece->size() > limit) {
-        abandon();
-        co_return fail(body_limit_error(limit));
-      }
-      head.body.append(*piece);
+    if (!conn_) co_return Result<void>{};
+    auto all = co_await conn_->read_body_into(head.body, limit, idle_, total_deadline_);
+    if (!all) {
+      abandon();
+      co_return fail(std::move(all.error()));
     }
+    end_of_body(head);
     co_return Result<void>{};
   }
 

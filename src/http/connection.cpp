@@ -1,5 +1,7 @@
 #include "http/connection.hpp"
 
+#include "http/stream_source.hpp"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -311,6 +313,63 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
       co_return std::string_view();
     }
   }
+}
+
+asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::size_t limit, Duration idle,
+                                                         TimePoint total_deadline) {
+  auto over_limit = [&](std::size_t more) { return out.size() + more > limit; };
+  // What is buffered already, and bodies of unknown length, go through read_body.
+  while (!body_done_ && (begin_ < end_ || !parser_->length_body_remaining())) {
+    auto piece = co_await read_body(idle, total_deadline);
+    if (!piece) co_return fail(std::move(piece.error()));
+    if (piece->empty()) co_return Result<void>{};
+    if (over_limit(piece->size())) {
+      close();
+      co_return fail(body_limit_error(limit));
+    }
+    out.append(*piece);
+  }
+  constexpr std::size_t step = 256 * 1024;
+  while (!body_done_) {
+    if (parser_->done()) {
+      body_done_ = true;
+      disarm();
+      break;
+    }
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(*parser_->length_body_remaining(), step));
+    if (over_limit(want)) {
+      close();
+      co_return fail(body_limit_error(limit));
+    }
+    arm(later(now(), idle, total_deadline), Phase::read);
+    std::size_t old = out.size();
+    out.resize(old + want);
+    auto room = asio::buffer(out.data() + old, want);
+    std::tuple<error_code, std::size_t> result;
+    if (tls_) result = co_await tls_->async_read_some(room, use_tuple);
+    else result = co_await plain_.async_read_some(room, use_tuple);
+    auto [ec, n] = result;
+    out.resize(old + n);
+    if (ec && !is_eof(ec)) co_return fail(co_await classify(ec, Phase::read, ErrorKind::io, "reading the response failed"));
+    if (ec) {
+      auto eof = parser_->feed_eof();
+      close();
+      if (!eof) co_return fail(std::move(eof.error()));
+      co_return fail(Error(ErrorKind::io, "the connection closed before the response body was complete",
+                           std::make_error_code(std::errc::connection_aborted), Phase::read));
+    }
+    // The parser sees the bytes where they already are: its piece is that very range.
+    auto step_result = parser_->feed(std::string_view(out.data() + old, n));
+    if (!step_result) {
+      close();
+      co_return fail(std::move(step_result.error()));
+    }
+    if (step_result->consumed != n || step_result->piece.data() != out.data() + old) {
+      close();
+      co_return fail(Error(ErrorKind::protocol, "response body framing went out of step", {}, Phase::read));
+    }
+  }
+  co_return Result<void>{};
 }
 
 bool Connection::reusable() const noexcept {

@@ -66,6 +66,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // or an empty view at the end of the body.
   boost::asio::awaitable<Result<std::string_view>> read_body(Duration idle, TimePoint total_deadline);
 
+  // Reads the rest of the body, appending it to `out` (at most `limit` bytes in all, else a
+  // protocol error). A body of known length is read from the socket straight into `out`, with
+  // no copy through the connection's buffer.
+  boost::asio::awaitable<Result<void>> read_body_into(std::string& out, std::size_t limit, Duration idle,
+                                                      TimePoint total_deadline);
+
   bool body_done() const noexcept { return body_done_; }
   // Bytes of the current request handed to the socket (0: the peer cannot have seen it).
   std::uint64_t request_bytes_written() const noexcept { return written_; }

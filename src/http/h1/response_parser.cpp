@@ -12,6 +12,7 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   ResponseHead head;
   std::string_view piece;
   bool has_piece = false;
+  std::uint64_t length_body_received = 0;  // of a Content-Length body
   bool close_delimited = false;
   std::size_t limit = 0;
   std::size_t header_consumed = 0;  // header bytes consumed so far
@@ -46,6 +47,7 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   std::size_t on_body_impl(beast::string_view body, beast::error_code&) override {
     piece = std::string_view(body.data(), body.size());
     has_piece = true;
+    length_body_received += body.size();
     return body.size();
   }
 
@@ -169,6 +171,12 @@ std::optional<std::uint64_t> ResponseParser::content_length() const noexcept {
   auto cl = impl_->content_length();
   if (!cl) return std::nullopt;
   return *cl;
+}
+std::optional<std::uint64_t> ResponseParser::length_body_remaining() const noexcept {
+  if (!impl_->is_header_done() || impl_->chunked()) return std::nullopt;
+  auto cl = impl_->content_length();
+  if (!cl) return std::nullopt;
+  return *cl - std::min<std::uint64_t>(*cl, impl_->length_body_received);
 }
 ResponseHead& ResponseParser::head() noexcept { return impl_->head; }
 

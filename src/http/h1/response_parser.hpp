@@ -58,6 +58,8 @@ class ResponseParser {
   bool chunked() const noexcept;
   bool close_delimited() const noexcept;  // body ends when the connection does
   std::optional<std::uint64_t> content_length() const noexcept;
+  // Body bytes still to come when the body is delimited by Content-Length (else nullopt).
+  std::optional<std::uint64_t> length_body_remaining() const noexcept;
   ResponseHead& head() noexcept;
 
  private:
