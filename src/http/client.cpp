@@ -552,7 +552,6 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std:
     head.reason = std::move(hop->head.reason);
     head.version = hop->head.version;
     head.headers = std::move(hop->head.headers);
-    head.url = request.url;
     head.redirects = redirects;
     head.timings = ex.timings;
     head.timings.total = now() - ex.start;
@@ -613,6 +612,7 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std:
         if (*decoder) source = std::make_unique<DecodingSource>(std::move(source), std::move(*decoder));
       }
     }
+    head.url = std::move(request.url);  // the request is done with: its URL is the final one
     co_return ResponseStream(std::move(head), std::move(source));
   }
 }
@@ -692,7 +692,7 @@ PoolStats Client::stats() const {
 const ClientOptions& Client::options() const noexcept { return impl_->options; }
 net::Runtime& Client::runtime() noexcept { return *impl_->runtime; }
 
-ResponseStream::ResponseStream(Response head, std::unique_ptr<Source> source)
+ResponseStream::ResponseStream(Response&& head, std::unique_ptr<Source> source)
     : head_(std::move(head)), source_(std::move(source)) {}
 ResponseStream::ResponseStream(ResponseStream&&) noexcept = default;
 ResponseStream& ResponseStream::operator=(ResponseStream&&) noexcept = default;

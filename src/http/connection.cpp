@@ -318,8 +318,31 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
 asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::size_t limit, Duration idle,
                                                          TimePoint total_deadline) {
   auto over_limit = [&](std::size_t more) { return out.size() + more > limit; };
-  // What is buffered already, and bodies of unknown length, go through read_body.
-  while (!body_done_ && (begin_ < end_ || !parser_->length_body_remaining())) {
+  for (;;) {
+    // What is buffered already (often the whole body of a small response): no suspension.
+    while (!body_done_ && begin_ < end_ && !parser_->done()) {
+      auto step = parser_->feed(std::string_view(buffer_.data() + begin_, end_ - begin_));
+      if (!step) {
+        close();
+        co_return fail(std::move(step.error()));
+      }
+      begin_ += step->consumed;
+      if (step->event == h1::ResponseParser::Event::piece) {
+        if (over_limit(step->piece.size())) {
+          close();
+          co_return fail(body_limit_error(limit));
+        }
+        out.append(step->piece);
+      }
+      if (step->event == h1::ResponseParser::Event::need_more) break;
+    }
+    if (body_done_ || parser_->done()) {
+      body_done_ = true;
+      disarm();
+      co_return Result<void>{};
+    }
+    if (parser_->length_body_remaining() && begin_ == end_) break;  // straight into `out` below
+    // Unknown length, or framing split across reads: one more piece the ordinary way.
     auto piece = co_await read_body(idle, total_deadline);
     if (!piece) co_return fail(std::move(piece.error()));
     if (piece->empty()) co_return Result<void>{};

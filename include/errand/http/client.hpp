@@ -116,7 +116,7 @@ class ResponseStream {
  public:
   class Source;  // implementation detail
   ResponseStream() = default;  // an empty, finished stream
-  ResponseStream(Response head, std::unique_ptr<Source> source);
+  ResponseStream(Response&& head, std::unique_ptr<Source> source);
   ResponseStream(ResponseStream&&) noexcept;
   ResponseStream& operator=(ResponseStream&&) noexcept;
   ~ResponseStream();
