@@ -390,6 +390,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // Client object is destroyed meanwhile.
   asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
   asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive);
+  // open() on a request owned by the caller's frame (send's), which outlives the call.
+  asio::awaitable<Result<ResponseStream>> open_ref(Request& request, std::shared_ptr<Impl> keep_alive);
 
   Shard& shard_for_current_thread() {
     auto worker = runtime->current_worker();
@@ -528,6 +530,10 @@ class DecodingSource final : public ResponseStream::Source {
 }  // namespace
 
 asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std::shared_ptr<Impl> keep_alive) {
+  co_return co_await open_ref(request, std::move(keep_alive));
+}
+
+asio::awaitable<Result<ResponseStream>> Client::Impl::open_ref(Request& request, std::shared_ptr<Impl> keep_alive) {
   Exchange ex;
   ex.start = now();
   const Timeouts& defaults = options.timeouts;
@@ -656,7 +662,7 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::share
   // As cancellation_as_value does, inlined here to save a coroutine frame per request.
   bool previous = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
-  auto stream = co_await open(std::move(request), std::move(keep_alive));
+  auto stream = co_await open_ref(request, std::move(keep_alive));
   if (stream) {
     if (auto all = co_await stream->read_all_here(options.max_body_bytes); !all) stream = fail(std::move(all.error()));
   }

@@ -24,6 +24,8 @@ namespace errand::http {
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
 struct HeaderField {
+  HeaderField() = default;
+  HeaderField(std::string n, std::string v) : name(std::move(n)), value(std::move(v)) {}
   std::string name;
   std::string value;
 };
@@ -33,6 +35,8 @@ class Headers {
   using const_iterator = std::vector<HeaderField>::const_iterator;
 
   void add(std::string name, std::string value);
+  void add(std::string_view name, std::string_view value) { fields_.emplace_back(std::string(name), std::string(value)); }
+  void add(const char* name, const char* value) { add(std::string_view(name), std::string_view(value)); }
   void set(std::string_view name, std::string value);  // remove all, then add
   std::size_t remove(std::string_view name);            // returns how many were removed
   std::optional<std::string_view> get(std::string_view name) const;

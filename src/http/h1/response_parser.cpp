@@ -38,7 +38,7 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
     // Beast reports chunked trailer fields here too; they must not pose as header fields
     // (RFC 9110 §6.5.1), and nothing uses them yet: drop them.
     if (is_header_done()) return;
-    head.headers.add(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
+    head.headers.add(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
   }
 
   void on_header_impl(beast::error_code&) override {}
