@@ -391,7 +391,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
   asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive);
   // open() on a request owned by the caller's frame (send's), which outlives the call.
-  asio::awaitable<Result<ResponseStream>> open_ref(Request& request, std::shared_ptr<Impl> keep_alive);
+  // Sends `request` (owned by the caller's frame, which outlives the call), following
+  // redirects, and fills `head` in place; returns where the body is to be read from.
+  asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> open_ref(Request& request, Response& head,
+                                                                            std::shared_ptr<Impl> keep_alive);
 
   Shard& shard_for_current_thread() {
     auto worker = runtime->current_worker();
@@ -530,10 +533,14 @@ class DecodingSource final : public ResponseStream::Source {
 }  // namespace
 
 asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std::shared_ptr<Impl> keep_alive) {
-  co_return co_await open_ref(request, std::move(keep_alive));
+  Response head;
+  auto source = co_await open_ref(request, head, std::move(keep_alive));
+  if (!source) co_return fail(std::move(source.error()));
+  co_return ResponseStream(std::move(head), std::move(*source));
 }
 
-asio::awaitable<Result<ResponseStream>> Client::Impl::open_ref(Request& request, std::shared_ptr<Impl> keep_alive) {
+asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::open_ref(
+    Request& request, Response& head, std::shared_ptr<Impl> keep_alive) {
   Exchange ex;
   ex.start = now();
   const Timeouts& defaults = options.timeouts;
@@ -553,7 +560,7 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open_ref(Request& request,
     auto hop = co_await round_trip(shard, request, offer_compression, ex);
     if (!hop) co_return fail(std::move(hop.error()));
 
-    Response head;
+    if (redirects > 0) head = Response();
     head.status = hop->head.status;
     head.reason = std::move(hop->head.reason);
     head.version = hop->head.version;
@@ -619,7 +626,7 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open_ref(Request& request,
       }
     }
     head.url = std::move(request.url);  // the request is done with: its URL is the final one
-    co_return ResponseStream(std::move(head), std::move(source));
+    co_return std::move(source);
   }
 }
 
@@ -662,13 +669,14 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::share
   // As cancellation_as_value does, inlined here to save a coroutine frame per request.
   bool previous = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
-  auto stream = co_await open_ref(request, std::move(keep_alive));
-  if (stream) {
-    if (auto all = co_await stream->read_all_here(options.max_body_bytes); !all) stream = fail(std::move(all.error()));
-  }
+  Response head;
+  auto source = co_await open_ref(request, head, std::move(keep_alive));
+  Result<void> all = fail(ErrorKind::io, "not sent");
+  if (source) all = co_await read_all_into(**source, head, options.max_body_bytes);  // not in ?: (GCC 12)
+  else all = fail(std::move(source.error()));
   co_await asio::this_coro::throw_if_cancelled(previous);
-  if (!stream) co_return fail(std::move(stream.error()));
-  co_return std::move(stream->response());
+  if (!all) co_return fail(std::move(all.error()));
+  co_return std::move(head);
 }
 
 asio::awaitable<Result<Response>> Client::send(Request request) {
@@ -732,17 +740,21 @@ namespace {
 asio::awaitable<Result<void>> nothing_to_read() { co_return Result<void>{}; }
 }  // namespace
 
-asio::awaitable<Result<void>> ResponseStream::read_all_here(std::size_t limit) {
-  if (!source_) return nothing_to_read();
-  auto length = head_.headers.get("content-length");
-  if (length && !source_->finished() && !head_.headers.contains("content-encoding")) {
+asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Response& head, std::size_t limit) {
+  auto length = head.headers.get("content-length");
+  if (length && !source.finished() && !head.headers.contains("content-encoding")) {
     std::uint64_t expected = 0;
     auto [end, ec] = std::from_chars(length->data(), length->data() + length->size(), expected);
     // Trusted only up to a few MiB: a lying header must not make us allocate its number.
     constexpr std::uint64_t reserve_cap = 8u << 20;
-    if (ec == std::errc() && expected <= limit) head_.body.reserve(head_.body.size() + std::min(expected, reserve_cap));
+    if (ec == std::errc() && expected <= limit) head.body.reserve(head.body.size() + std::min(expected, reserve_cap));
   }
-  return source_->read_all(head_, limit);
+  return source.read_all(head, limit);
+}
+
+asio::awaitable<Result<void>> ResponseStream::read_all_here(std::size_t limit) {
+  if (!source_) return nothing_to_read();
+  return read_all_into(*source_, head_, limit);
 }
 
 bool ResponseStream::finished() const noexcept { return !source_ || source_->finished(); }

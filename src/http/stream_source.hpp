@@ -23,4 +23,7 @@ class ResponseStream::Source {
 
 Error body_limit_error(std::size_t limit);
 
+// Reads the rest of the body from `source` into head.body, reserving a declared length first.
+boost::asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Response& head, std::size_t limit);
+
 }  // namespace errand::http
