@@ -575,8 +575,9 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::o
         keep_alive, shard, std::move(hop->conn), ex.start, ex.total_deadline,
         ex.timeouts.idle_read.value_or(Duration::zero()));
 
-    auto location = head.headers.get("location");
-    if (is_redirect(head.status) && location && max_redirects > 0) {
+    std::optional<std::string_view> location;
+    if (is_redirect(head.status) && max_redirects > 0) location = head.headers.get("location");
+    if (location) {
       if (redirects >= max_redirects)
         co_return fail(ErrorKind::protocol, "stopped after " + std::to_string(max_redirects) + " redirects (the " +
                                                 std::to_string(redirects + 1) + "th points to " +

@@ -599,7 +599,21 @@ std::string Url::host_header() const {
   return out;
 }
 
-std::string Url::origin() const { return scheme_ + "://" + bracketed(*this) + ":" + std::to_string(port_); }
+std::string Url::origin() const {
+  // Built once per request as the pool key: one allocation, no temporaries.
+  char port[8];
+  auto end = std::to_chars(port, port + sizeof port, port_).ptr;
+  bool v6 = is_ipv6_literal();
+  std::string out;
+  out.reserve(scheme_.size() + 3 + host_.size() + 2 + 1 + static_cast<std::size_t>(end - port));
+  out.append(scheme_).append("://");
+  if (v6) out.push_back('[');
+  out.append(host_);
+  if (v6) out.push_back(']');
+  out.push_back(':');
+  out.append(port, end);
+  return out;
+}
 
 std::string Url::to_string() const {
   std::string out = scheme_ + "://";
