@@ -229,6 +229,21 @@ namespace {
 bool is_eof(const error_code& ec) { return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated; }
 }  // namespace
 
+Result<h1::ResponseParser::Step> Connection::feed_buffered() {
+  auto step = parser_->feed(std::string_view(buffer_.data() + begin_, end_ - begin_));
+  if (!step) {
+    close();
+    return step;
+  }
+  begin_ += step->consumed;
+  return step;
+}
+
+void Connection::end_body() noexcept {
+  body_done_ = true;
+  disarm();
+}
+
 asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_request, std::size_t header_limit,
                                                                  TimePoint first_byte_deadline, Duration idle,
                                                                  TimePoint total_deadline) {
@@ -239,12 +254,8 @@ asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_reques
   arm(std::min(first_byte_deadline, total_deadline), phase);
   for (;;) {
     if (begin_ < end_) {
-      auto step = parser_->feed(std::string_view(buffer_.data() + begin_, end_ - begin_));
-      if (!step) {
-        close();
-        co_return fail(std::move(step.error()));
-      }
-      begin_ += step->consumed;
+      auto step = feed_buffered();
+      if (!step) co_return fail(std::move(step.error()));
       if (step->event == h1::ResponseParser::Event::header || step->event == h1::ResponseParser::Event::done) {
         int status = parser_->head().status;
         if (status >= 100 && status < 200 && status != 101) {  // interim response: the real one follows
@@ -283,21 +294,15 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
   arm(later(now(), idle, total_deadline), Phase::read);
   for (;;) {
     if (parser_->done()) {
-      body_done_ = true;
-      disarm();
+      end_body();
       co_return std::string_view();
     }
     if (begin_ < end_) {
-      auto step = parser_->feed(std::string_view(buffer_.data() + begin_, end_ - begin_));
-      if (!step) {
-        close();
-        co_return fail(std::move(step.error()));
-      }
-      begin_ += step->consumed;
+      auto step = feed_buffered();
+      if (!step) co_return fail(std::move(step.error()));
       if (step->event == h1::ResponseParser::Event::piece) co_return step->piece;
       if (step->event == h1::ResponseParser::Event::done) {
-        body_done_ = true;
-        disarm();
+        end_body();
         co_return std::string_view();
       }
     }
@@ -309,7 +314,7 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
       keep_alive_ = false;
       close();
       if (!eof) co_return fail(std::move(eof.error()));
-      body_done_ = true;
+      body_done_ = true;  // close-delimited body complete (the connection is closed already)
       co_return std::string_view();
     }
   }
@@ -318,27 +323,25 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
 asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::size_t limit, Duration idle,
                                                          TimePoint total_deadline) {
   auto over_limit = [&](std::size_t more) { return out.size() + more > limit; };
+  auto append = [&](std::string_view piece) {  // false (and the connection closed) past the limit
+    if (over_limit(piece.size())) {
+      close();
+      return false;
+    }
+    out.append(piece);
+    return true;
+  };
   for (;;) {
     // What is buffered already (often the whole body of a small response): no suspension.
     while (!body_done_ && begin_ < end_ && !parser_->done()) {
-      auto step = parser_->feed(std::string_view(buffer_.data() + begin_, end_ - begin_));
-      if (!step) {
-        close();
-        co_return fail(std::move(step.error()));
-      }
-      begin_ += step->consumed;
-      if (step->event == h1::ResponseParser::Event::piece) {
-        if (over_limit(step->piece.size())) {
-          close();
-          co_return fail(body_limit_error(limit));
-        }
-        out.append(step->piece);
-      }
+      auto step = feed_buffered();
+      if (!step) co_return fail(std::move(step.error()));
+      if (step->event == h1::ResponseParser::Event::piece && !append(step->piece))
+        co_return fail(body_limit_error(limit));
       if (step->event == h1::ResponseParser::Event::need_more) break;
     }
     if (body_done_ || parser_->done()) {
-      body_done_ = true;
-      disarm();
+      end_body();
       co_return Result<void>{};
     }
     if (parser_->length_body_remaining() && begin_ == end_) break;  // straight into `out` below
@@ -346,17 +349,12 @@ asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::
     auto piece = co_await read_body(idle, total_deadline);
     if (!piece) co_return fail(std::move(piece.error()));
     if (piece->empty()) co_return Result<void>{};
-    if (over_limit(piece->size())) {
-      close();
-      co_return fail(body_limit_error(limit));
-    }
-    out.append(*piece);
+    if (!append(*piece)) co_return fail(body_limit_error(limit));
   }
   constexpr std::size_t step = 256 * 1024;
   while (!body_done_) {
     if (parser_->done()) {
-      body_done_ = true;
-      disarm();
+      end_body();
       break;
     }
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(*parser_->length_body_remaining(), step));

@@ -104,6 +104,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                          std::string what);
   // Compacts the buffer and reads once into its free space.
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some();
+  // Feeds the unparsed bytes of the buffer to the parser and drops what it consumed; a parse
+  // error closes the connection.
+  Result<h1::ResponseParser::Step> feed_buffered();
+  void end_body() noexcept;
 
   std::string origin_;
   boost::asio::ip::tcp::socket plain_;
