@@ -68,8 +68,7 @@ struct Waiter {
 struct Shard {
   Shard(asio::io_context& ctx, const ClientOptions& options)
       : context(ctx),
-        pool(PoolLimits{options.pool.max_per_origin, options.pool.max_total, options.pool.idle_timeout,
-                        options.pool.max_lifetime}),
+        pool(PoolLimits{options.pool.idle_timeout, options.pool.max_lifetime}),
         dns(options.dns_cache_ttl),
         sweeper(ctx) {}
   asio::io_context& context;
@@ -83,50 +82,12 @@ struct Shard {
   std::atomic<std::size_t> idle_now{0};
 };
 
-// Open connections per origin and in all, across every worker. Touched only when a
-// connection is opened or closed, never per request, so a mutex is cheap enough.
-class ConnectionSlots {
- public:
-  ConnectionSlots(std::size_t per_origin, std::size_t total) : per_origin_(per_origin), total_(total) {}
-
-  enum class Refusal { none, per_origin, total };
-
-  Refusal try_take(const std::string& origin) {
-    std::lock_guard lock(mutex_);
-    std::size_t& used = by_origin_[origin];
-    if (used >= per_origin_) return Refusal::per_origin;
-    if (total_ && in_use_ >= total_) return Refusal::total;
-    ++used;
-    ++in_use_;
-    return Refusal::none;
-  }
-
-  void give_back(const std::string& origin) {
-    std::lock_guard lock(mutex_);
-    auto it = by_origin_.find(origin);
-    if (it == by_origin_.end() || it->second == 0) return;
-    if (--it->second == 0) by_origin_.erase(it);
-    --in_use_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::unordered_map<std::string, std::size_t> by_origin_;
-  std::size_t in_use_ = 0;
-  const std::size_t per_origin_;
-  const std::size_t total_;
-};
-
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   explicit Impl(ClientOptions opts)
       : options(std::move(opts)), slots(std::max<std::size_t>(1, options.pool.max_per_origin), options.pool.max_total) {
     runtime = options.runtime ? options.runtime : &net::Runtime::default_runtime();
-    // The limits are enforced by `slots` across workers; a shard's pool only keeps its books.
-    ClientOptions unlimited = options;
-    unlimited.pool.max_per_origin = SIZE_MAX;
-    unlimited.pool.max_total = 0;
     for (std::size_t i = 0; i < runtime->size(); ++i) {
-      shards.push_back(std::make_unique<Shard>(runtime->context(i), unlimited));
+      shards.push_back(std::make_unique<Shard>(runtime->context(i), options));
       shards.back()->pool.on_drop([this](const std::string& origin) { free_slot(origin); });
     }
   }

@@ -3,9 +3,10 @@
 // One PoolCore per Runtime worker (a shard): it is touched only by that worker's thread and
 // takes no lock. Per origin it keeps idle connections LIFO (the most recently used is the
 // warmest: its TCP window is open and the server is least likely to have timed it out),
-// counts open connections against a per-origin and a total limit, and evicts connections
-// idle longer than idle_timeout or older than max_lifetime. Waiting for a free slot and
-// establishing connections are the async layer's job (client.cpp).
+// counts the connections it knows of, and evicts connections idle longer than idle_timeout or
+// older than max_lifetime. The limits on open connections hold across workers and live in
+// ConnectionSlots (below); waiting for a free slot and establishing connections are the async
+// layer's job (client.cpp).
 //
 // Conn must provide: bool is_open() const; void close(); TimePoint created_at() const;
 // TimePoint last_used() const; const std::string& origin() const.
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,8 +24,6 @@
 namespace errand::http {
 
 struct PoolLimits {
-  std::size_t max_per_origin = 100;
-  std::size_t max_total = 0;  // 0 = no limit
   std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(90);
   std::chrono::steady_clock::duration max_lifetime{};  // 0 = unlimited
 };
@@ -56,16 +56,7 @@ class PoolCore {
     return nullptr;
   }
 
-  // Whether a new connection to `origin` may be opened now (limits not reached).
-  bool can_open(const std::string& origin) const {
-    if (limits_.max_total && open_total_ >= limits_.max_total) return false;
-    auto it = origins_.find(origin);
-    std::size_t open = it == origins_.end() ? 0 : it->second.open;
-    return open < limits_.max_per_origin;
-  }
-
-  // Records a connection being opened (call before establishing it, so that concurrent
-  // requests see the slot taken); undo with on_closed() if establishing fails.
+  // Records a connection being opened; undo with on_closed() if establishing fails.
   void on_opening(const std::string& origin) {
     ++origins_[origin].open;
     ++open_total_;
@@ -113,8 +104,8 @@ class PoolCore {
     return evicted;
   }
 
-  // Closes the least recently used idle connection of an origin other than `except`, to make
-  // room under the total limit. Returns false when there is none.
+  // Closes the least recently used idle connection of an origin other than `except` (to make
+  // room under a total limit). Returns false when there is none.
   bool evict_lru_idle(const std::string& except) {
     OriginState* victim_state = nullptr;
     std::size_t victim_index = 0;
@@ -188,6 +179,48 @@ class PoolCore {
   std::size_t idle_total_ = 0;
   std::uint64_t opened_ = 0;
   std::uint64_t closed_ = 0;
+};
+
+// Open connections per origin and in all, across every worker of a client. Touched only when
+// a connection is opened or closed, never per request, so a mutex is cheap enough.
+// Thread-safe.
+class ConnectionSlots {
+ public:
+  ConnectionSlots(std::size_t per_origin, std::size_t total) : per_origin_(per_origin), total_(total) {}
+
+  enum class Refusal { none, per_origin, total };
+
+  // Takes a slot for a new connection to `origin`, or says which limit refuses it.
+  Refusal try_take(const std::string& origin) {
+    std::lock_guard lock(mutex_);
+    std::size_t& used = by_origin_[origin];
+    if (used >= per_origin_) return Refusal::per_origin;
+    if (total_ && in_use_ >= total_) return Refusal::total;
+    ++used;
+    ++in_use_;
+    return Refusal::none;
+  }
+
+  // Frees a slot taken for `origin`; a slot never taken is ignored.
+  void give_back(const std::string& origin) {
+    std::lock_guard lock(mutex_);
+    auto it = by_origin_.find(origin);
+    if (it == by_origin_.end() || it->second == 0) return;
+    if (--it->second == 0) by_origin_.erase(it);
+    --in_use_;
+  }
+
+  std::size_t in_use() const {
+    std::lock_guard lock(mutex_);
+    return in_use_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::size_t> by_origin_;
+  std::size_t in_use_ = 0;
+  const std::size_t per_origin_;
+  const std::size_t total_;  // 0 = no limit
 };
 
 }  // namespace errand::http

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 namespace errand::http {
 namespace {
 
@@ -50,16 +52,8 @@ const std::string kC = "http://c.example:8080";
 
 class PoolCoreTest : public ::testing::Test {
  protected:
-  PoolLimits limits_with(std::size_t per_origin, std::size_t total) {
-    PoolLimits l;
-    l.max_per_origin = per_origin;
-    l.max_total = total;
-    return l;
-  }
-
-  // Opens a connection the way the client does: check the limits, take the slot, "connect".
+  // Opens a connection the way the client does: record it, "connect".
   Conn open(Pool& pool, const std::string& origin) {
-    EXPECT_TRUE(pool.can_open(origin)) << origin;
     pool.on_opening(origin);
     return std::make_shared<FakeConn>(origin, ++next_id_, clock_.now());
   }
@@ -108,52 +102,110 @@ TEST_F(PoolCoreTest, IdleConnectionsAreKeptPerOrigin) {
   EXPECT_EQ(pool.take_idle(kA, clock_.now()), a);
 }
 
-TEST_F(PoolCoreTest, PerOriginLimitBlocksOnlyThatOrigin) {
-  Pool pool(limits_with(2, 0));
-  auto a1 = open(pool, kA);
-  auto a2 = open(pool, kA);
-  EXPECT_FALSE(pool.can_open(kA));
-  EXPECT_TRUE(pool.can_open(kB));
-  EXPECT_EQ(pool.open_count(kA), 2u);
-  EXPECT_EQ(pool.open_count(kB), 0u);
+using Refusal = ConnectionSlots::Refusal;
+
+TEST(ConnectionSlotsTest, PerOriginLimitBlocksOnlyThatOrigin) {
+  ConnectionSlots slots(2, 0);
+  EXPECT_EQ(slots.try_take(kA), Refusal::none);
+  EXPECT_EQ(slots.try_take(kA), Refusal::none);
+  EXPECT_EQ(slots.try_take(kA), Refusal::per_origin);
+  EXPECT_EQ(slots.try_take(kB), Refusal::none);
+  EXPECT_EQ(slots.in_use(), 3u);
 }
 
-TEST_F(PoolCoreTest, TotalLimitBlocksEveryOrigin) {
-  Pool pool(limits_with(100, 3));
-  auto a1 = open(pool, kA);
-  auto a2 = open(pool, kA);
-  auto b1 = open(pool, kB);
-  EXPECT_EQ(pool.open_count(), 3u);
-  EXPECT_FALSE(pool.can_open(kA));
-  EXPECT_FALSE(pool.can_open(kB));
-  EXPECT_FALSE(pool.can_open(kC));
-  pool.on_closed(kB);
-  EXPECT_TRUE(pool.can_open(kC));
+TEST(ConnectionSlotsTest, TotalLimitBlocksEveryOriginUntilASlotIsGivenBack) {
+  ConnectionSlots slots(100, 3);
+  EXPECT_EQ(slots.try_take(kA), Refusal::none);
+  EXPECT_EQ(slots.try_take(kA), Refusal::none);
+  EXPECT_EQ(slots.try_take(kB), Refusal::none);
+  EXPECT_EQ(slots.try_take(kC), Refusal::total);
+  EXPECT_EQ(slots.try_take(kA), Refusal::total);
+  slots.give_back(kB);
+  EXPECT_EQ(slots.try_take(kC), Refusal::none);
 }
 
-TEST_F(PoolCoreTest, ZeroTotalLimitMeansNoTotalLimit) {
-  Pool pool(limits_with(1, 0));
-  for (int i = 0; i < 50; ++i) open(pool, "http://host" + std::to_string(i) + ":80");
-  EXPECT_EQ(pool.open_count(), 50u);
-  EXPECT_TRUE(pool.can_open(kA));
+TEST(ConnectionSlotsTest, PerOriginRefusalIsReportedBeforeTheTotal) {
+  ConnectionSlots slots(1, 1);
+  EXPECT_EQ(slots.try_take(kA), Refusal::none);
+  EXPECT_EQ(slots.try_take(kA), Refusal::per_origin);
+  EXPECT_EQ(slots.try_take(kB), Refusal::total);
 }
 
-TEST_F(PoolCoreTest, IdleConnectionsStillHoldTheirSlot) {
-  Pool pool(limits_with(1, 0));
+TEST(ConnectionSlotsTest, ZeroTotalMeansNoTotalLimit) {
+  ConnectionSlots slots(1, 0);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(slots.try_take("http://host" + std::to_string(i) + ":80"), Refusal::none);
+  EXPECT_EQ(slots.in_use(), 50u);
+}
+
+TEST(ConnectionSlotsTest, GivingBackASlotNeverTakenChangesNothing) {
+  ConnectionSlots slots(1, 0);
+  slots.give_back(kA);
+  EXPECT_EQ(slots.in_use(), 0u);
+  EXPECT_EQ(slots.try_take(kA), Refusal::none);
+  slots.give_back(kA);
+  slots.give_back(kA);  // one too many
+  EXPECT_EQ(slots.in_use(), 0u);
+  EXPECT_EQ(slots.try_take(kA), Refusal::none);
+  EXPECT_EQ(slots.try_take(kA), Refusal::per_origin);
+}
+
+TEST(ConnectionSlotsTest, IsSafeToUseFromSeveralThreads) {
+  ConnectionSlots slots(1000000, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) {
+        EXPECT_EQ(slots.try_take(kA), Refusal::none);
+        slots.give_back(kA);
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(slots.in_use(), 0u);
+}
+
+TEST_F(PoolCoreTest, IdleConnectionsStillCountAsOpen) {
+  Pool pool(PoolLimits{});
   auto a = open(pool, kA);
   give_back(pool, a);
-  EXPECT_FALSE(pool.can_open(kA)) << "an idle connection counts against the limit: reuse it instead";
   EXPECT_EQ(pool.open_count(kA), 1u);
   EXPECT_EQ(pool.take_idle(kA, clock_.now()), a);
 }
 
-TEST_F(PoolCoreTest, OnClosedFreesTheSlotOfAFailedConnection) {
-  Pool pool(limits_with(1, 1));
+TEST_F(PoolCoreTest, EvictsTheLeastRecentlyUsedIdleConnectionOfAnotherOrigin) {
+  Pool pool(PoolLimits{});
+  auto b = open(pool, kB);
+  auto c = open(pool, kC);
+  auto a = open(pool, kA);
+  give_back(pool, b);
+  clock_.advance(1s);
+  give_back(pool, c);
+  give_back(pool, a);
+  ASSERT_TRUE(pool.evict_lru_idle(kA));
+  EXPECT_FALSE(b->is_open()) << "b was idle longest";
+  EXPECT_TRUE(c->is_open());
+  ASSERT_TRUE(pool.evict_lru_idle(kA));
+  EXPECT_FALSE(c->is_open());
+  EXPECT_FALSE(pool.evict_lru_idle(kA)) << "only the excepted origin is left";
+  EXPECT_TRUE(a->is_open());
+}
+
+TEST_F(PoolCoreTest, DropsAreReportedSoSlotsCanBeGivenBack) {
+  Pool pool(PoolLimits{});
+  std::vector<std::string> dropped;
+  pool.on_drop([&](const std::string& origin) { dropped.push_back(origin); });
+  auto a = open(pool, kA);
+  give_back(pool, a, /*reusable=*/false);
+  auto b = open(pool, kB);
+  give_back(pool, b);
+  pool.close_idle();
+  EXPECT_EQ(dropped, (std::vector<std::string>{kA, kB}));
+}
+
+TEST_F(PoolCoreTest, OnClosedForgetsAFailedConnection) {
+  Pool pool(PoolLimits{});
   pool.on_opening(kA);  // establishing fails...
-  EXPECT_FALSE(pool.can_open(kA));
-  pool.on_closed(kA);  // ...and the slot is given back
-  EXPECT_TRUE(pool.can_open(kA));
-  EXPECT_TRUE(pool.can_open(kB));
+  EXPECT_EQ(pool.open_count(kA), 1u);
+  pool.on_closed(kA);  // ...and it is forgotten
   EXPECT_EQ(pool.open_count(), 0u);
   EXPECT_EQ(pool.opened(), 1u);
   EXPECT_EQ(pool.closed(), 1u);
@@ -168,31 +220,27 @@ TEST_F(PoolCoreTest, OnClosedNeverUnderflows) {
   EXPECT_EQ(pool.open_count(), 0u);
   EXPECT_EQ(pool.open_count(kB), 0u);
   EXPECT_EQ(pool.closed(), 1u);
-  EXPECT_TRUE(pool.can_open(kB));
 }
 
-TEST_F(PoolCoreTest, ReleasingANonReusableConnectionClosesItAndFreesTheSlot) {
-  Pool pool(limits_with(1, 0));
+TEST_F(PoolCoreTest, ReleasingANonReusableConnectionClosesIt) {
+  Pool pool(PoolLimits{});
   auto a = open(pool, kA);
-  EXPECT_FALSE(pool.can_open(kA));
   give_back(pool, a, /*reusable=*/false);
   EXPECT_EQ(a->close_calls(), 1);
   EXPECT_FALSE(a->is_open());
   EXPECT_EQ(pool.idle_count(), 0u);
   EXPECT_EQ(pool.open_count(kA), 0u);
-  EXPECT_TRUE(pool.can_open(kA));
   EXPECT_EQ(pool.closed(), 1u);
   EXPECT_EQ(pool.take_idle(kA, clock_.now()), nullptr);
 }
 
-TEST_F(PoolCoreTest, ReleasingAClosedConnectionFreesTheSlotEvenIfCalledReusable) {
-  Pool pool(limits_with(1, 0));
+TEST_F(PoolCoreTest, ReleasingAClosedConnectionDropsItEvenIfCalledReusable) {
+  Pool pool(PoolLimits{});
   auto a = open(pool, kA);
   a->peer_closed();
   give_back(pool, a, /*reusable=*/true);
   EXPECT_EQ(pool.idle_count(), 0u);
   EXPECT_EQ(pool.open_count(), 0u);
-  EXPECT_TRUE(pool.can_open(kA));
 }
 
 TEST_F(PoolCoreTest, ReleasingAConnectionPastItsLifetimeDropsIt) {
@@ -376,7 +424,7 @@ TEST_F(PoolCoreTest, CountsOpenedAndClosedOverALifecycle) {
 }
 
 TEST_F(PoolCoreTest, ReusedConnectionCanBeReleasedAgain) {
-  Pool pool(limits_with(1, 1));
+  Pool pool(PoolLimits{});
   auto a = open(pool, kA);
   for (int i = 0; i < 3; ++i) {
     give_back(pool, a);
@@ -389,12 +437,12 @@ TEST_F(PoolCoreTest, ReusedConnectionCanBeReleasedAgain) {
 }
 
 TEST_F(PoolCoreTest, ExposesItsLimits) {
-  PoolLimits limits = limits_with(7, 21);
+  PoolLimits limits;
   limits.idle_timeout = 5s;
+  limits.max_lifetime = 1h;
   Pool pool(limits);
-  EXPECT_EQ(pool.limits().max_per_origin, 7u);
-  EXPECT_EQ(pool.limits().max_total, 21u);
   EXPECT_EQ(pool.limits().idle_timeout, 5s);
+  EXPECT_EQ(pool.limits().max_lifetime, 1h);
 }
 
 }  // namespace
