@@ -27,7 +27,7 @@ demo: build
 
 asan: deps
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan --target errand_unit_tests
+	@cmake --build --preset asan --target errand_unit_tests errand_integration_tests
 
 asan-test: asan
 	@ctest --preset asan $(CTEST_ARGS)
