@@ -80,6 +80,8 @@ struct Shard {
   std::atomic<std::size_t> waiting{0};  // read by other workers: whether a freed slot should wake us
   std::atomic<std::size_t> open_now{0};
   std::atomic<std::size_t> idle_now{0};
+
+  bool on_own_thread() const { return context.get_executor().running_in_this_thread(); }
 };
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
@@ -103,7 +105,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     closed.fetch_add(1, std::memory_order_relaxed);
     for (auto& shard : shards) {
       if (shard->waiting.load(std::memory_order_relaxed) == 0) continue;
-      if (shard->context.get_executor().running_in_this_thread()) {
+      if (shard->on_own_thread()) {
         wake(*shard, origin);
       } else if (auto self = weak_from_this().lock()) {
         asio::post(shard->context, [self, &target = *shard, origin] { self->wake(target, origin); });
@@ -379,12 +381,12 @@ class ConnectionSource final : public ResponseStream::Source {
     // Abandoned mid-body: the rest of the body is still on the wire, so the connection
     // cannot carry another request.
     auto drop = [client = client_, &shard = shard_, conn = conn_] { client->discard(shard, conn); };
-    if (shard_.context.get_executor().running_in_this_thread()) drop();
+    if (shard_.on_own_thread()) drop();
     else asio::post(shard_.context, drop);
   }
 
   asio::awaitable<Result<std::string_view>> read(Response& head) override {
-    if (!shard_.context.get_executor().running_in_this_thread())
+    if (!shard_.on_own_thread())
       return asio::co_spawn(shard_.context, cancellation_as_value(read_here(head)), asio::use_awaitable);
     return read_here(head);
   }
@@ -392,7 +394,7 @@ class ConnectionSource final : public ResponseStream::Source {
   bool finished() const noexcept override { return !conn_; }
 
   asio::awaitable<Result<void>> read_all(Response& head, std::size_t limit) override {
-    if (!shard_.context.get_executor().running_in_this_thread())
+    if (!shard_.on_own_thread())
       return asio::co_spawn(shard_.context, cancellation_as_value(read_all_here(head, limit)), asio::use_awaitable);
     return read_all_here(head, limit);
   }
@@ -605,7 +607,7 @@ Client::~Client() {
       shard.sweeper.cancel();
       impl->publish(shard);
     };
-    if (shard->context.get_executor().running_in_this_thread() || shard->context.stopped()) {
+    if (shard->on_own_thread() || shard->context.stopped()) {
       close_idle();
       continue;
     }

@@ -147,7 +147,6 @@ asio::awaitable<Result<void>> Connection::establish(const EstablishParams& param
 
 asio::awaitable<Result<void>> Connection::write_request(std::string_view head, const RequestBody& body, Duration stall,
                                                         TimePoint total_deadline) {
-  ++requests_;
   body_done_ = false;
   written_ = 0;
   auto write_all = [this](const auto& buffers) {

@@ -87,11 +87,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   TimePoint last_used() const noexcept { return last_used_; }
   void touch(TimePoint now) noexcept { last_used_ = now; }
   TimePoint first_byte_at() const noexcept { return first_byte_at_; }
-  std::uint64_t requests_served() const noexcept { return requests_; }
   bool tls_resumed() const noexcept { return tls_resumed_; }
   bool is_tls() const noexcept { return tls_ != nullptr; }
   const std::string& remote_address() const noexcept { return remote_; }
-  boost::asio::any_io_executor executor() { return timer_.get_executor(); }
 
  private:
   void arm(TimePoint deadline, Phase phase);
@@ -131,7 +129,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   TimePoint created_;
   TimePoint last_used_;
   TimePoint first_byte_at_{};
-  std::uint64_t requests_ = 0;
   bool tls_resumed_ = false;
   std::string remote_;
 };

@@ -66,19 +66,6 @@ void SessionCache::store(const std::string& origin, void* session) {
   }
 }
 
-void SessionCache::forget(const std::string& origin) {
-  std::lock_guard lock(mutex_);
-  auto it = sessions_.find(origin);
-  if (it == sessions_.end()) return;
-  SSL_SESSION_free(static_cast<SSL_SESSION*>(it->second));
-  sessions_.erase(it);
-}
-
-std::size_t SessionCache::size() const {
-  std::lock_guard lock(mutex_);
-  return sessions_.size();
-}
-
 ClientContext::ClientContext(const ClientConfig& config) : config_(config), context_(ssl::context::tls_client) {}
 
 Result<std::shared_ptr<ClientContext>> ClientContext::create(const ClientConfig& config) {
@@ -163,12 +150,5 @@ std::string ClientContext::describe_failure(Stream& stream, const boost::system:
 }
 
 bool ClientContext::session_reused(Stream& stream) { return SSL_session_reused(stream.native_handle()) == 1; }
-
-std::string ClientContext::negotiated_alpn(Stream& stream) {
-  const unsigned char* data = nullptr;
-  unsigned int len = 0;
-  SSL_get0_alpn_selected(stream.native_handle(), &data, &len);
-  return std::string(reinterpret_cast<const char*>(data), len);
-}
 
 }  // namespace errand::tls

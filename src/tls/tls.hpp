@@ -45,11 +45,9 @@ class SessionCache {
   bool apply(void* ssl, const std::string& origin);
   // Takes ownership of `session` (an SSL_SESSION*), replacing the previous one.
   void store(const std::string& origin, void* session);
-  void forget(const std::string& origin);
-  std::size_t size() const;
 
  private:
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::unordered_map<std::string, void*> sessions_;  // SSL_SESSION*, owned
 };
 
@@ -71,7 +69,6 @@ class ClientContext {
   std::string describe_failure(Stream& stream, const boost::system::error_code& ec) const;
 
   static bool session_reused(Stream& stream);
-  static std::string negotiated_alpn(Stream& stream);
 
   explicit ClientContext(const ClientConfig& config);
 

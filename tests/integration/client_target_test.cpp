@@ -462,17 +462,21 @@ TEST_F(TargetClientTest, ServesOverIpv6Loopback) {
   EXPECT_EQ(res->remote_address.rfind("[::1]:", 0), 0u) << res->remote_address;
 }
 
+// Happy Eyeballs over `endpoints` (250 ms between attempts); the peer it connected to.
+Result<net::tcp::endpoint> connect_first_of(net::Runtime& runtime, std::vector<net::tcp::endpoint> endpoints) {
+  return run_sync(runtime, [](std::vector<net::tcp::endpoint> eps) -> asio::awaitable<Result<net::tcp::endpoint>> {
+    auto socket = co_await net::connect_any(std::move(eps), Clock::now() + 2s, 250ms);
+    if (!socket) co_return fail(socket.error());
+    co_return socket->remote_endpoint();
+  }(std::move(endpoints)));
+}
+
 TEST_F(TargetClientTest, HappyEyeballsMovesOnFromAStalledAddress) {
   SaturatedListener stalled;
   net::tcp::endpoint stalled_ep(asio::ip::make_address("127.0.0.1"), stalled.port());
   net::tcp::endpoint good_ep(asio::ip::make_address("127.0.0.1"), target_->port());
   auto start = Clock::now();
-  std::vector<net::tcp::endpoint> endpoints{stalled_ep, good_ep};  // outside the coroutine: GCC 12 rejects it inside
-  auto connected = run_sync(runtime_, [&]() -> asio::awaitable<Result<net::tcp::endpoint>> {
-    auto socket = co_await net::connect_any(endpoints, Clock::now() + 2s, 250ms);
-    if (!socket) co_return fail(socket.error());
-    co_return socket->remote_endpoint();
-  }());
+  auto connected = connect_first_of(runtime_, {stalled_ep, good_ep});
   auto elapsed = Clock::now() - start;
   ASSERT_TRUE(connected) << connected.error().describe();
   EXPECT_EQ(connected->port(), target_->port());
@@ -484,12 +488,7 @@ TEST_F(TargetClientTest, HappyEyeballsMovesOnAtOnceFromARefusedAddress) {
   net::tcp::endpoint refused_ep(asio::ip::make_address("127.0.0.1"), testing::free_port());
   net::tcp::endpoint good_ep(asio::ip::make_address("127.0.0.1"), target_->port());
   auto start = Clock::now();
-  std::vector<net::tcp::endpoint> endpoints{refused_ep, good_ep};  // outside the coroutine: GCC 12 rejects it inside
-  auto connected = run_sync(runtime_, [&]() -> asio::awaitable<Result<net::tcp::endpoint>> {
-    auto socket = co_await net::connect_any(endpoints, Clock::now() + 2s, 250ms);
-    if (!socket) co_return fail(socket.error());
-    co_return socket->remote_endpoint();
-  }());
+  auto connected = connect_first_of(runtime_, {refused_ep, good_ep});
   ASSERT_TRUE(connected) << connected.error().describe();
   EXPECT_EQ(connected->port(), target_->port());
   EXPECT_LT(Clock::now() - start, 200ms);
