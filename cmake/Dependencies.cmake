@@ -32,6 +32,7 @@ errand_find_lib(BROTLIDEC_LIB brotlidec)
 errand_find_lib(BROTLICOMMON_LIB brotlicommon)
 errand_find_lib(BROTLIENC_LIB brotlienc)
 errand_find_lib(ZSTD_LIB zstd)
+errand_find_lib(URING_LIB uring)
 
 add_library(errand_compression INTERFACE)
 # brotlienc is used by the target server only; static archives bring in only what is used.

@@ -11,5 +11,6 @@ namespace errand::cli {
 
 void add_get_commands(CLI::App& app, int& exit_code);     // get.cpp: `get` and `request`
 void add_target_command(CLI::App& app, int& exit_code);   // target.cpp: `target`
+void add_bench_command(CLI::App& app, int& exit_code);    // bench.cpp: `bench`
 
 }  // namespace errand::cli

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "errand 0.1.0");
   int exit_code = 0;
   errand::cli::add_get_commands(app, exit_code);
+  errand::cli::add_bench_command(app, exit_code);
   errand::cli::add_target_command(app, exit_code);
   try {
     app.parse(argc, argv);

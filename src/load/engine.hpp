@@ -1,0 +1,90 @@
+// The lean load engine: one event loop per thread, each with its own connections, sending a
+// request serialized once and framing responses without allocating (load/framer). It does not
+// go through http::Client: a load generator must spend less per request than the server it
+// measures, and the Client's pool, coroutines and header maps are what `--engine client`
+// measures instead.
+//
+// Two I/O backends with the same connection logic: io_uring (liburing; sends, receives,
+// connects and closes of all connections go to the kernel in one system call per loop turn)
+// and epoll (non-blocking sockets), used where io_uring is unavailable (old kernels, seccomp
+// policies that forbid it) or asked for.
+//
+// Time: requests belong to the phase in which they were sent (or, in the open model, were
+// due): warm-up, then measurement. When the measurement ends no new request starts; those in
+// flight are awaited (up to the timeout) and counted, so the count matches what a server logs.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <errand/core/error.hpp>
+
+#include "load/histogram.hpp"
+
+namespace errand::load {
+
+enum class Backend { automatic, io_uring, epoll };
+std::string_view to_string(Backend backend) noexcept;
+
+struct Endpoint {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  std::string text;  // "127.0.0.1:8080"
+};
+
+struct Plan {
+  Endpoint endpoint;
+  std::string request;          // one request, serialized (head and body)
+  bool head_request = false;    // the responses have no body
+  bool close_each = false;      // --close: a new connection per request
+  unsigned pipeline = 1;        // requests written back to back on a connection
+  unsigned connections = 1;     // for this thread
+  std::chrono::nanoseconds warmup{0};
+  std::chrono::nanoseconds duration{0};  // 0: until max_requests are done
+  std::uint64_t max_requests = 0;        // for this thread; 0: no limit
+  double rate = 0;                       // requests/s for this thread; 0: closed model
+  std::chrono::nanoseconds timeout{std::chrono::seconds(10)};
+  std::size_t header_limit = 1 << 20;
+  Backend backend = Backend::automatic;
+  // For live progress: this thread's responses and failures so far, stored (not added) by the
+  // engine so the hot path takes no lock and no read-modify-write. Optional.
+  std::atomic<std::uint64_t>* live_responses = nullptr;
+  std::atomic<std::uint64_t>* live_errors = nullptr;
+};
+
+// Room for every ErrorKind (the enum grows with the resilience layer).
+constexpr std::size_t error_kind_slots = 16;
+
+// What one thread saw; merged across threads by merge().
+struct Tally {
+  Histogram latency;            // from the actual send (wrk's figure)
+  Histogram corrected_latency;  // open model: from the time the request was due
+  Histogram connect_time;
+  std::uint64_t requests = 0;        // responses received in the measurement (any status)
+  std::uint64_t warmup_requests = 0;  // responses received to warm-up requests
+  std::uint64_t bytes = 0;           // response bytes on the wire (head + body)
+  std::array<std::uint64_t, 1000> status{};                // responses by status code
+  std::array<std::uint64_t, error_kind_slots> errors{};      // failed requests by kind
+  std::array<std::uint64_t, 8> timeouts_by_phase{};          // index Phase
+  std::string first_error;                                   // the first error's text, for humans
+  std::uint64_t connections_opened = 0;
+  std::uint64_t reused_requests = 0;  // responses on a connection that had served one before
+  std::vector<std::uint64_t> per_second;  // measured responses completed in each second
+  std::chrono::nanoseconds measured{0};   // measurement start to the last measured response
+  Backend backend = Backend::automatic;
+
+  void merge(const Tally& other);
+  std::uint64_t error_total() const noexcept;
+};
+
+// Runs one thread's share of the plan on the calling thread. Fails only when the run could not
+// start (no io_uring and no epoll, the file-descriptor limit); failures of requests are counted.
+Result<Tally> run_thread(const Plan& plan, std::chrono::steady_clock::time_point start);
+
+}  // namespace errand::load

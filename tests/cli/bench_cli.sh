@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `errand bench` from the outside: JSON, the text summary, --fail-if verdicts and their exit
+# code, refusal of bad input, and the file-descriptor limit, against `errand target`.
+set -u
+bin=$1
+passed=0; failed=0
+check() {  # description, command (evaluated)...
+  local what=$1; shift
+  if eval "$@"; then passed=$((passed+1)); else failed=$((failed+1)); echo "FAIL: $what"; fi
+}
+jget() { python3 -c 'import json,sys
+d=json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    d = d.get(k) if isinstance(d, dict) else None
+print("" if d is None else d)' "$1"; }
+
+log=$(mktemp); err=$(mktemp)
+"$bin" target --listen 127.0.0.1:0 >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log" "$err"' EXIT
+for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.05; done
+T=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$log" | head -1)
+[ -n "$T" ] || { echo "FAIL: target did not start: $(cat "$log")"; exit 1; }
+
+out=$("$bin" bench "$T/ok" -c 4 -t 1 -n 500 --json -q); rc=$?
+check "json: exit 0" '[ $rc -eq 0 ]'
+check "json: exactly -n requests" '[ "$(echo "$out" | jget requests)" = 500 ]'
+check "json: status 200 counted" '[ "$(echo "$out" | jget status.200)" = 500 ]'
+check "json: 4 connections opened" '[ "$(echo "$out" | jget connections.opened)" = 4 ]'
+check "json: p99 present" '[ -n "$(echo "$out" | jget latency_us.p99)" ]'
+check "json: cpu and rss" '[ -n "$(echo "$out" | jget cpu_s)" ] && [ "$(echo "$out" | jget max_rss_kib)" -gt 0 ]'
+
+out=$("$bin" bench "$T/ok" -c 2 -d 300ms); rc=$?
+check "text: exit 0" '[ $rc -eq 0 ]'
+check "text: wrk-like lines" 'echo "$out" | grep -q "Requests/sec:" && echo "$out" | grep -q "Latency distribution"'
+
+"$bin" bench "$T/delay/30" -c 2 -n 10 -q --fail-if 'p50>10ms' --fail-if 'rps<1' >/dev/null 2>"$err"; rc=$?
+check "fail-if: a holding condition exits 1" '[ $rc -eq 1 ]'
+check "fail-if: names the condition and the value" 'grep -q "p50>10ms: p50 is 3[0-9]" "$err"'
+check "fail-if: a condition that does not hold is not listed" '! grep -q "rps<1" "$err"'
+"$bin" bench "$T/ok" -c 2 -n 10 -q --fail-if 'p99>10s' >/dev/null 2>&1; rc=$?
+check "fail-if: passing conditions exit 0" '[ $rc -eq 0 ]'
+"$bin" bench "$T/status/503" -c 2 -n 20 -q --json --fail-if 'errors>0.1%' >/dev/null 2>"$err"; rc=$?
+check "fail-if: 503s count as errors" '[ $rc -eq 1 ] && grep -q "errors is 100.000%" "$err"'
+
+"$bin" bench "$T/ok" -n 5 --fail-if 'p99~3' >/dev/null 2>"$err"; rc=$?
+check "bad --fail-if: exit 2 with the reason" '[ $rc -eq 2 ] && grep -q "fail-if" "$err"'
+"$bin" bench "http://[::1/" -n 5 >/dev/null 2>"$err"; rc=$?
+check "bad URL: exit 2" '[ $rc -eq 2 ]'
+"$bin" bench "$T/ok" -n 5 -H 'no colon' >/dev/null 2>"$err"; rc=$?
+check "bad header: exit 2" '[ $rc -eq 2 ] && grep -q "Name: value" "$err"'
+"$bin" bench "http://no-such-host.invalid/" -n 5 >/dev/null 2>"$err"; rc=$?
+check "unresolvable host: exit 6" '[ $rc -eq 6 ]'
+
+# The soft descriptor limit is raised to fit -c; the hard one cannot be, and the error says so.
+out=$(bash -c "ulimit -Sn 64; \"$bin\" bench \"$T/ok\" -c 200 -t 1 -n 400 --json -q"); rc=$?
+check "-c above the soft limit: raised, run completes" '[ $rc -eq 0 ] && [ "$(echo "$out" | jget requests)" = 400 ]'
+bash -c "ulimit -n 64; \"$bin\" bench \"$T/ok\" -c 200 -n 10 -q" >/dev/null 2>"$err"; rc=$?
+check "-c above the hard limit: exit 2, explained" '[ $rc -eq 2 ] && grep -q "hard limit" "$err"'
+
+echo "bench_cli: $passed passed, $failed failed"
+[ $failed -eq 0 ]

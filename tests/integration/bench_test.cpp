@@ -1,0 +1,292 @@
+// errand bench's lean engine against real servers: nginx (its access log is the referee for
+// counts) and the target server (latency and injected failures). Every test runs on both I/O
+// back ends. Runs are short and bounded by -n or -d.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <sstream>
+
+#include "load/bench.hpp"
+#include "load/report.hpp"
+#include "server/target_server.hpp"
+#include "support.hpp"
+
+namespace errand::load {
+namespace {
+
+using namespace std::chrono_literals;
+
+class BenchTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  static void SetUpTestSuite() {
+    nginx_ = new testing::Nginx();
+    target_ = new server::TargetServer({.listen = "127.0.0.1:0"});
+    auto started = target_->start();
+    ASSERT_TRUE(started) << started.error().describe();
+  }
+  static void TearDownTestSuite() {
+    delete nginx_;
+    delete target_;
+  }
+
+  BenchOptions options(const std::string& url) const {
+    BenchOptions o;
+    o.url = url;
+    o.connections = 4;
+    o.threads = 2;
+    o.duration = 500ms;
+    o.timeout = 5s;
+    o.backend = GetParam();
+    return o;
+  }
+
+  static BenchResult run(const BenchOptions& o) {
+    auto r = run_bench(o);
+    EXPECT_TRUE(r) << r.error().describe();
+    if (!r) return {};
+    EXPECT_EQ(r->points.size(), 1u);
+    EXPECT_EQ(r->points.back().tally.backend, o.backend);
+    return *r;
+  }
+
+  // Lines nginx logged (one per response it sent) for `uri`, and on how many connections.
+  static std::pair<std::size_t, std::size_t> nginx_logged(const std::string& uri) {
+    std::size_t lines = 0;
+    std::set<std::string> connections;
+    for (const auto& line : nginx_->access_log()) {
+      std::istringstream in(line);
+      std::string connection, requests, status, path;
+      in >> connection >> requests >> status >> path;
+      if (path != uri) continue;
+      ++lines;
+      connections.insert(connection);
+    }
+    return {lines, connections.size()};
+  }
+
+  static testing::Nginx* nginx_;
+  static server::TargetServer* target_;
+};
+
+testing::Nginx* BenchTest::nginx_ = nullptr;
+server::TargetServer* BenchTest::target_ = nullptr;
+
+TEST_P(BenchTest, CountsExactlyTheResponsesNginxLoggedWarmupSeparately) {
+  // A path of its own, so the log lines of other tests don't mix in.
+  std::string uri = std::string("/count-") + std::string(to_string(GetParam()));
+  auto o = options(nginx_->url(uri));
+  o.warmup = 300ms;
+  o.duration = 700ms;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_GT(t.requests, 100u);
+  EXPECT_GT(t.warmup_requests, 10u);
+  EXPECT_EQ(t.status[404], t.requests);
+  EXPECT_EQ(t.error_total(), 0u) << t.first_error;
+  // nginx writes its log line after sending the response; the engine waited for every response.
+  std::this_thread::sleep_for(100ms);
+  auto [lines, connections] = nginx_logged(uri);
+  EXPECT_EQ(lines, t.requests + t.warmup_requests);
+  EXPECT_EQ(connections, 4u);
+  EXPECT_EQ(t.connections_opened, 4u);
+}
+
+TEST_P(BenchTest, FixedRequestCountIsExactAcrossThreads) {
+  std::string uri = std::string("/n-") + std::string(to_string(GetParam()));
+  auto o = options(nginx_->url(uri));
+  o.requests = 1001;
+  o.connections = 7;
+  auto r = run(o);
+  EXPECT_EQ(r.points.back().tally.requests, 1001u);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(nginx_logged(uri).first, 1001u);
+}
+
+TEST_P(BenchTest, CloseOpensAConnectionPerRequest) {
+  std::string uri = std::string("/close-") + std::string(to_string(GetParam()));
+  auto o = options(nginx_->url(uri));
+  o.requests = 200;
+  o.close_each = true;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.requests, 200u);
+  EXPECT_EQ(t.connections_opened, 200u);
+  EXPECT_EQ(t.reused_requests, 0u);
+  EXPECT_EQ(t.connect_time.count(), 200u);
+  std::this_thread::sleep_for(100ms);
+  auto [lines, connections] = nginx_logged(uri);
+  EXPECT_EQ(lines, 200u);
+  EXPECT_EQ(connections, 200u);
+}
+
+TEST_P(BenchTest, PipelinedResponsesAreEachCounted) {
+  std::string uri = std::string("/pipeline-") + std::string(to_string(GetParam()));
+  auto o = options(nginx_->url(uri));
+  o.requests = 403;  // not a multiple of the depth: the last batch is shorter
+  o.pipeline = 8;
+  auto r = run(o);
+  EXPECT_EQ(r.points.back().tally.requests, 403u);
+  EXPECT_EQ(r.points.back().tally.error_total(), 0u) << r.points.back().tally.first_error;
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(nginx_logged(uri).first, 403u);
+}
+
+TEST_P(BenchTest, ServerClosingAfterEachResponseIsNotAnError) {
+  auto o = options(nginx_->url("/close"));  // keepalive_timeout 0: Connection: close
+  o.requests = 50;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.requests, 50u);
+  EXPECT_EQ(t.error_total(), 0u) << t.first_error;
+  EXPECT_EQ(t.connections_opened, 50u);
+}
+
+TEST_P(BenchTest, LatencyOfA20msEndpointIsMeasuredAs20To25ms) {
+  auto o = options(target_->base_url() + "/delay/20");
+  o.duration = 600ms;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_GT(t.requests, 40u);
+  double p50_ms = static_cast<double>(t.latency.percentile(50)) / 1e6;
+  EXPECT_GE(p50_ms, 20.0);
+  EXPECT_LE(p50_ms, 25.0);
+  EXPECT_GE(static_cast<double>(t.latency.min()) / 1e6, 20.0);
+}
+
+TEST_P(BenchTest, InjectedFailuresAreCountedUnderTheirKind) {
+  struct Case {
+    std::string path;
+    ErrorKind kind;
+  };
+  for (const Case& c : {Case{"/reset", ErrorKind::io}, Case{"/close", ErrorKind::io}}) {
+    auto o = options(target_->base_url() + c.path);
+    o.requests = 20;
+    auto r = run(o);
+    const Tally& t = r.points.back().tally;
+    EXPECT_EQ(t.requests, 0u) << c.path;
+    EXPECT_EQ(t.errors[static_cast<std::size_t>(c.kind)], 20u) << c.path << ": " << t.first_error;
+    EXPECT_EQ(t.error_total(), 20u) << c.path;
+    EXPECT_NE(text_summary(r).find("No response was received"), std::string::npos);
+  }
+  auto o = options(target_->base_url() + "/status/503");
+  o.requests = 30;
+  auto r = run(o);
+  auto j = to_json(r);
+  EXPECT_EQ(j["requests"], 30);
+  EXPECT_EQ(j["status"]["503"], 30);
+  EXPECT_EQ(j["errors"]["http_status"], 30);
+  EXPECT_EQ(j["errors_total"], 30);
+}
+
+TEST_P(BenchTest, AClosedPortIsAConnectErrorAndTheRunEnds) {
+  auto o = options("http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");
+  o.duration = 300ms;
+  auto started = std::chrono::steady_clock::now();
+  auto r = run(o);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.requests, 0u);
+  EXPECT_GT(t.errors[static_cast<std::size_t>(ErrorKind::connect)], 0u);
+  EXPECT_NE(t.first_error.find("refused"), std::string::npos) << t.first_error;
+  auto j = to_json(r);
+  EXPECT_EQ(j["rps"], 0.0);
+  EXPECT_DOUBLE_EQ(j["error_rate"].get<double>(), 1.0);
+  // With -n the failed attempts use up the budget: the run ends too.
+  o.requests = 25;
+  auto counted = run(o);
+  EXPECT_EQ(counted.points.back().tally.errors[static_cast<std::size_t>(ErrorKind::connect)], 25u);
+}
+
+TEST_P(BenchTest, ASilentServerTimesOutInTheFirstBytePhase) {
+  auto o = options(target_->base_url() + "/delay/3000");
+  o.connections = 2;
+  o.requests = 2;
+  o.timeout = 200ms;
+  auto started = std::chrono::steady_clock::now();
+  auto r = run(o);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.errors[static_cast<std::size_t>(ErrorKind::timeout)], 2u) << t.first_error;
+  EXPECT_EQ(t.timeouts_by_phase[static_cast<std::size_t>(Phase::first_byte)], 2u);
+}
+
+TEST_P(BenchTest, OpenModelKeepsTheRateAndCorrectsForCoordinatedOmission) {
+  auto o = options(nginx_->url("/"));
+  o.rate = 200;
+  o.duration = 1s;
+  auto r = run(o);
+  const Tally& steady = r.points.back().tally;
+  EXPECT_GE(steady.requests, 170u);
+  EXPECT_LE(steady.requests, 230u);
+  EXPECT_EQ(steady.corrected_latency.count(), steady.requests);
+
+  // 2 connections to a 20 ms endpoint manage 100 requests/s: asked for 400, they fall behind,
+  // and the corrected latency counts the waiting the uncorrected one hides.
+  auto slow = options(target_->base_url() + "/delay/20");
+  slow.connections = 2;
+  slow.rate = 400;
+  slow.duration = 800ms;
+  auto behind = run(slow);
+  const Tally& t = behind.points.back().tally;
+  EXPECT_GT(t.requests, 40u);
+  EXPECT_LT(t.latency.percentile(99), 30'000'000u);
+  EXPECT_GT(t.corrected_latency.percentile(99), 200'000'000u);
+}
+
+TEST_P(BenchTest, SweepRunsEachConcurrency) {
+  auto o = options(nginx_->url("/"));
+  o.duration = 200ms;
+  o.sweep = "c=1,3,6";
+  auto r = run_bench(o);
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_EQ(r->points.size(), 3u);
+  EXPECT_EQ(r->points[0].tally.connections_opened, 1u);
+  EXPECT_EQ(r->points[1].tally.connections_opened, 3u);
+  EXPECT_EQ(r->points[2].tally.connections_opened, 6u);
+  auto j = to_json(*r);
+  ASSERT_EQ(j["sweep"].size(), 3u);
+  EXPECT_EQ(j["sweep"][2]["connections"]["configured"], 6);
+  EXPECT_GT(j["sweep"][0]["rps"].get<double>(), 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BenchTest, ::testing::Values(Backend::io_uring, Backend::epoll),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+TEST(BenchOptionsTest, BadInputIsAConfigErrorBeforeAnyTraffic) {
+  auto check = [](BenchOptions o, const std::string& fragment) {
+    auto r = run_bench(o);
+    ASSERT_FALSE(r) << fragment;
+    EXPECT_EQ(r.error().kind(), ErrorKind::config);
+    EXPECT_NE(r.error().message().find(fragment), std::string::npos) << r.error().message();
+  };
+  BenchOptions o;
+  o.url = "http://127.0.0.1:9/";
+  o.duration = 100ms;
+  auto bad = o;
+  bad.url = "http://[::1/";
+  auto r = run_bench(bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::config);
+  bad = o;
+  bad.headers = {"NoColon"};
+  check(bad, "Name: value");
+  bad = o;
+  bad.sweep = "x=1";
+  check(bad, "--sweep");
+  bad = o;
+  bad.sweep = "c=1,,2";
+  check(bad, "positive number");
+  bad = o;
+  bad.url = "https://127.0.0.1:9/";
+  check(bad, "https");
+  bad = o;
+  bad.body_file = "/nonexistent/body";
+  check(bad, "--body-file");
+  bad = o;
+  bad.pipeline = 4;
+  bad.close_each = true;
+  check(bad, "--pipeline");
+}
+
+}  // namespace
+}  // namespace errand::load
