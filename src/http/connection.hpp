@@ -96,6 +96,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void disarm() noexcept { deadline_ = TimePoint::max(); }
   void on_watchdog();
   boost::asio::ip::tcp::socket& socket() noexcept;
+  // The request with no body or a string body, and with a file body.
+  boost::asio::awaitable<Result<void>> write_text_request(std::string_view head, std::string_view body, Duration stall,
+                                                          TimePoint total_deadline);
+  boost::asio::awaitable<Result<void>> write_file_request(std::string_view head, const FileBody& file, Duration stall,
+                                                          TimePoint total_deadline);
+  // async_write of `buffers` to the socket or the TLS stream, as an awaitable (error, bytes).
+  template <typename Buffers>
+  auto write_all(const Buffers& buffers);
   // The error for a failed socket operation: timeout if the watchdog fired, cancelled if the
   // awaiting coroutine was cancelled, else the I/O error itself (kind io, or as given).
   boost::asio::awaitable<Error> classify(const boost::system::error_code& ec, Phase phase, ErrorKind kind,
