@@ -326,7 +326,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       auto written = co_await conn->write_request(head, request.body, idle, ex.total_deadline);
       auto sent = now();
       ex.timings.send = sent - send_start;
-      Result<h1::ResponseHead> response_head = fail(ErrorKind::io, "not sent");
+      Result<h1::ResponseHead> response_head;  // assigned below either way (no co_await in ?: with GCC 12)
       if (written)
         response_head = co_await conn->read_head(head_request, options.max_header_bytes,
                                                  deadline_after(sent, ex.timeouts.first_byte), idle, ex.total_deadline);
@@ -392,6 +392,19 @@ class ConnectionSource final : public ResponseStream::Source {
   }
 
   bool finished() const noexcept override { return !conn_; }
+
+  std::optional<Result<void>> read_all_now(Response& head, std::size_t limit) override {
+    if (!shard_.on_own_thread()) return std::nullopt;
+    if (!conn_) return Result<void>{};
+    auto complete = conn_->take_buffered_body(head.body, limit);
+    if (!complete) {
+      abandon();
+      return fail(std::move(complete.error()));
+    }
+    if (!*complete) return std::nullopt;
+    end_of_body(head);
+    return Result<void>{};
+  }
 
   asio::awaitable<Result<void>> read_all(Response& head, std::size_t limit) override {
     if (!shard_.on_own_thread())
@@ -635,9 +648,16 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::share
   co_await asio::this_coro::throw_if_cancelled(false);
   Response head;
   auto source = co_await open_ref(request, head, std::move(keep_alive));
-  Result<void> all = fail(ErrorKind::io, "not sent");
-  if (source) all = co_await read_all_into(**source, head, options.max_body_bytes);  // not in ?: (GCC 12)
-  else all = fail(std::move(source.error()));
+  Result<void> all;  // assigned below either way (no co_await in ?: with GCC 12)
+  if (source) {
+    // As read_all_into, with no coroutine at all when the body is buffered already (a small
+    // response arrives with its head).
+    reserve_declared_body(**source, head, options.max_body_bytes);
+    if (auto now = (*source)->read_all_now(head, options.max_body_bytes)) all = std::move(*now);
+    else all = co_await (*source)->read_all(head, options.max_body_bytes);
+  } else {
+    all = fail(std::move(source.error()));
+  }
   co_await asio::this_coro::throw_if_cancelled(previous);
   if (!all) co_return fail(std::move(all.error()));
   co_return std::move(head);
@@ -704,7 +724,7 @@ namespace {
 asio::awaitable<Result<void>> nothing_to_read() { co_return Result<void>{}; }
 }  // namespace
 
-asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Response& head, std::size_t limit) {
+void reserve_declared_body(const ResponseStream::Source& source, Response& head, std::size_t limit) {
   auto length = head.headers.get("content-length");
   if (length && !source.finished() && !head.headers.contains("content-encoding")) {
     std::uint64_t expected = 0;
@@ -713,8 +733,14 @@ asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Resp
     constexpr std::uint64_t reserve_cap = 8u << 20;
     if (ec == std::errc() && expected <= limit) head.body.reserve(head.body.size() + std::min(expected, reserve_cap));
   }
+}
+
+asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Response& head, std::size_t limit) {
+  reserve_declared_body(source, head, limit);
   return source.read_all(head, limit);
 }
+
+std::optional<Result<void>> ResponseStream::Source::read_all_now(Response&, std::size_t) { return std::nullopt; }
 
 asio::awaitable<Result<void>> ResponseStream::read_all_here(std::size_t limit) {
   if (!source_) return nothing_to_read();

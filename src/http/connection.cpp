@@ -336,6 +336,27 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
   }
 }
 
+Result<bool> Connection::take_buffered_body(std::string& out, std::size_t limit) {
+  // What is buffered already (often the whole body of a small response).
+  while (!body_done_ && begin_ < end_ && !parser_->done()) {
+    auto step = feed_buffered();
+    if (!step) return fail(std::move(step.error()));
+    if (step->event == h1::ResponseParser::Event::piece) {
+      if (out.size() + step->piece.size() > limit) {
+        close();
+        return fail(body_limit_error(limit));
+      }
+      out.append(step->piece);
+    }
+    if (step->event == h1::ResponseParser::Event::need_more) break;
+  }
+  if (body_done_ || parser_->done()) {
+    end_body();
+    return true;
+  }
+  return false;
+}
+
 asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::size_t limit, Duration idle,
                                                          TimePoint total_deadline) {
   auto over_limit = [&](std::size_t more) { return out.size() + more > limit; };
@@ -348,18 +369,9 @@ asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::
     return true;
   };
   for (;;) {
-    // What is buffered already (often the whole body of a small response): no suspension.
-    while (!body_done_ && begin_ < end_ && !parser_->done()) {
-      auto step = feed_buffered();
-      if (!step) co_return fail(std::move(step.error()));
-      if (step->event == h1::ResponseParser::Event::piece && !append(step->piece))
-        co_return fail(body_limit_error(limit));
-      if (step->event == h1::ResponseParser::Event::need_more) break;
-    }
-    if (body_done_ || parser_->done()) {
-      end_body();
-      co_return Result<void>{};
-    }
+    auto complete = take_buffered_body(out, limit);  // no suspension for what is buffered
+    if (!complete) co_return fail(std::move(complete.error()));
+    if (*complete) co_return Result<void>{};
     if (parser_->length_body_remaining() && begin_ == end_) break;  // straight into `out` below
     // Unknown length, or framing split across reads: one more piece the ordinary way.
     auto piece = co_await read_body(idle, total_deadline);

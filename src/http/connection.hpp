@@ -72,6 +72,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<Result<void>> read_body_into(std::string& out, std::size_t limit, Duration idle,
                                                       TimePoint total_deadline);
 
+  // Appends the body bytes already buffered to `out`, without reading from the socket: true
+  // when that completed the body, false when more must be read (read_body_into). Past `limit`
+  // bytes in `out`, or on a framing error, fails and closes the connection.
+  Result<bool> take_buffered_body(std::string& out, std::size_t limit);
+
   bool body_done() const noexcept { return body_done_; }
   // Bytes of the current request handed to the socket (0: the peer cannot have seen it).
   std::uint64_t request_bytes_written() const noexcept { return written_; }
