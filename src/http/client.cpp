@@ -45,6 +45,20 @@ bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+// The Content-Length a request body gets (nullopt: none); a file body must be a readable
+// regular file. Not in round_trip's coroutine frame: struct stat alone is 144 bytes.
+Result<std::optional<std::uint64_t>> declared_body_length(const RequestBody& body) {
+  if (const auto* text = std::get_if<std::string>(&body)) return std::optional<std::uint64_t>(text->size());
+  if (const auto* file = std::get_if<FileBody>(&body)) {
+    struct stat st {};
+    if (::stat(file->path.c_str(), &st) != 0)
+      return fail(Error::config("cannot read body file '" + file->path + "': " + std::strerror(errno)));
+    if (!S_ISREG(st.st_mode)) return fail(Error::config("body file '" + file->path + "' is not a regular file"));
+    return std::optional<std::uint64_t>(static_cast<std::uint64_t>(st.st_size));
+  }
+  return std::optional<std::uint64_t>();
+}
+
 // Asio throws operation_aborted from a cancelled coroutine's next co_await by default; the
 // client reports cancellation as an Error value instead, then restores the caller's setting.
 template <typename T>
@@ -288,21 +302,18 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     Timings timings;
   };
 
+  // The request's head as it goes on the wire.
+  Result<std::string> request_head(const Request& request, bool offer_compression) const {
+    auto body_length = declared_body_length(request.body);
+    if (!body_length) return fail(std::move(body_length.error()));
+    return h1::serialize_head(request, *body_length,
+                              h1::HeadDefaults{options.user_agent, offer_compression ? supported_encodings : std::string_view()});
+  }
+
   asio::awaitable<Result<Hop>> round_trip(Shard& shard, const Request& request, bool offer_compression,
                                           Exchange& ex) {
-    std::optional<std::uint64_t> body_length;
-    if (const auto* text = std::get_if<std::string>(&request.body)) {
-      body_length = text->size();
-    } else if (const auto* file = std::get_if<FileBody>(&request.body)) {
-      struct stat st {};
-      if (::stat(file->path.c_str(), &st) != 0)
-        co_return fail(Error::config("cannot read body file '" + file->path + "': " + std::strerror(errno)));
-      if (!S_ISREG(st.st_mode)) co_return fail(Error::config("body file '" + file->path + "' is not a regular file"));
-      body_length = static_cast<std::uint64_t>(st.st_size);
-    }
-    std::string head = h1::serialize_head(
-        request, body_length,
-        h1::HeadDefaults{options.user_agent, offer_compression ? supported_encodings : std::string_view()});
+    auto head = request_head(request, offer_compression);
+    if (!head) co_return fail(std::move(head.error()));
     bool head_request = request.method == "HEAD";
     Duration idle = ex.timeouts.idle_read.value_or(Duration::zero());
 
@@ -311,7 +322,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       ex.timings = Timings{};
       auto hop_start = now();
       Lease lease;
-      if (attempt == 0) lease = Lease{take_idle(shard, origin, hop_start), true};
+      if (attempt == 0) {
+        lease.conn = take_idle(shard, origin, hop_start);
+        lease.reused = true;
+      }
       if (!lease.conn) {
         auto fresh = co_await acquire(shard, request.url, origin, deadline_after(hop_start, ex.timeouts.connect),
                                       ex.total_deadline, ex.timings, attempt > 0);
@@ -323,10 +337,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       if (lease.reused) reused.fetch_add(1, std::memory_order_relaxed);
 
       auto send_start = lease.reused ? hop_start : now();
-      auto written = co_await conn->write_request(head, request.body, idle, ex.total_deadline);
+      auto written = co_await conn->write_request(*head, request.body, idle, ex.total_deadline);
       auto sent = now();
       ex.timings.send = sent - send_start;
-      Result<h1::ResponseHead> response_head = fail(ErrorKind::io, "not sent");
+      Result<h1::ResponseHead> response_head;  // assigned below either way (no co_await in ?: with GCC 12)
       if (written)
         response_head = co_await conn->read_head(head_request, options.max_header_bytes,
                                                  deadline_after(sent, ex.timeouts.first_byte), idle, ex.total_deadline);
@@ -358,6 +372,15 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // redirects, and fills `head` in place; returns where the body is to be read from.
   asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> open_ref(Request& request, Response& head,
                                                                             std::shared_ptr<Impl> keep_alive);
+
+  // `head` is a redirect to `location` (a view into head.headers): drains a small body from
+  // `source` so that its connection can be reused, and points `request` at the next hop.
+  // Called only on redirects, so that its locals stay out of open_ref's frame.
+  asio::awaitable<Result<void>> follow_redirect(Request& request, Response& head,
+                                                std::unique_ptr<ResponseStream::Source> source,
+                                                std::string_view location, int redirects, int max_redirects);
+  // Puts a decoder in front of `source` when the response declares a Content-Encoding.
+  static Result<void> decode_if_encoded(std::unique_ptr<ResponseStream::Source>& source, const Response& head);
 
   Shard& shard_for_current_thread() {
     auto worker = runtime->current_worker();
@@ -392,6 +415,19 @@ class ConnectionSource final : public ResponseStream::Source {
   }
 
   bool finished() const noexcept override { return !conn_; }
+
+  std::optional<Result<void>> read_all_now(Response& head, std::size_t limit) override {
+    if (!shard_.on_own_thread()) return std::nullopt;
+    if (!conn_) return Result<void>{};
+    auto complete = conn_->take_buffered_body(head.body, limit);
+    if (!complete) {
+      abandon();
+      return fail(std::move(complete.error()));
+    }
+    if (!*complete) return std::nullopt;
+    end_of_body(head);
+    return Result<void>{};
+  }
 
   asio::awaitable<Result<void>> read_all(Response& head, std::size_t limit) override {
     if (!shard_.on_own_thread())
@@ -541,57 +577,72 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::o
     std::optional<std::string_view> location;
     if (is_redirect(head.status) && max_redirects > 0) location = head.headers.get("location");
     if (location) {
-      if (redirects >= max_redirects)
-        co_return fail(ErrorKind::protocol, "stopped after " + std::to_string(max_redirects) + " redirects (the " +
-                                                std::to_string(redirects + 1) + "th points to " +
-                                                std::string(location->substr(0, 200)) + ")");
-      auto next = request.url.resolve(*location);
-      if (!next)
-        co_return fail(ErrorKind::protocol, "invalid redirect Location \"" + std::string(location->substr(0, 200)) +
-                                                "\": " + next.error().message());
-      if (request.url.is_https() && !next->is_https() && !request.allow_https_to_http)
-        co_return fail(Error::config("refused redirect from https to http (" + next->to_string() +
-                                     "); allow it explicitly to follow"));
-      // Read a small body to keep the connection; a large one is cheaper to abandon.
-      std::size_t drained = 0;
-      while (!source->finished() && drained <= redirect_drain_limit) {
-        auto piece = co_await source->read(head);
-        if (!piece || piece->empty()) break;
-        drained += piece->size();
-      }
-      source.reset();
-      bool to_get = (head.status == 303 && request.method != "HEAD") ||
-                    ((head.status == 301 || head.status == 302) && request.method == "POST");
-      if (to_get) {
-        request.method = "GET";
-        request.body = std::monostate{};
-        request.headers.remove("content-type");
-        request.headers.remove("content-encoding");
-      }
-      if (next->origin() != request.url.origin()) {
-        // Credentials are for the origin they were given to (curl, Go and browsers agree),
-        // and a Host set by the user named the old one.
-        request.headers.remove("authorization");
-        request.headers.remove("proxy-authorization");
-        request.headers.remove("cookie");
-        request.headers.remove("host");
-      }
-      request.url = std::move(*next);
+      auto followed = co_await follow_redirect(request, head, std::move(source), *location, redirects, max_redirects);
+      if (!followed) co_return fail(std::move(followed.error()));
       ++redirects;
       continue;
     }
 
-    // No body (HEAD, 204, 304, Content-Length: 0): nothing to decode, whatever the headers say.
-    if (offer_compression && !source->finished()) {
-      if (auto encoding = head.headers.get("content-encoding")) {
-        auto decoder = Decoder::create(*encoding);
-        if (!decoder) co_return fail(std::move(decoder.error()));
-        if (*decoder) source = std::make_unique<DecodingSource>(std::move(source), std::move(*decoder));
-      }
+    if (offer_compression) {
+      if (auto decoding = decode_if_encoded(source, head); !decoding) co_return fail(std::move(decoding.error()));
     }
     head.url = std::move(request.url);  // the request is done with: its URL is the final one
     co_return std::move(source);
   }
+}
+
+asio::awaitable<Result<void>> Client::Impl::follow_redirect(Request& request, Response& head,
+                                                            std::unique_ptr<ResponseStream::Source> source,
+                                                            std::string_view location, int redirects,
+                                                            int max_redirects) {
+  if (redirects >= max_redirects)
+    co_return fail(ErrorKind::protocol, "stopped after " + std::to_string(max_redirects) + " redirects (the " +
+                                            std::to_string(redirects + 1) + "th points to " +
+                                            std::string(location.substr(0, 200)) + ")");
+  auto next = request.url.resolve(location);
+  if (!next)
+    co_return fail(ErrorKind::protocol, "invalid redirect Location \"" + std::string(location.substr(0, 200)) +
+                                            "\": " + next.error().message());
+  if (request.url.is_https() && !next->is_https() && !request.allow_https_to_http)
+    co_return fail(Error::config("refused redirect from https to http (" + next->to_string() +
+                                 "); allow it explicitly to follow"));
+  // Read a small body to keep the connection; a large one is cheaper to abandon.
+  std::size_t drained = 0;
+  while (!source->finished() && drained <= redirect_drain_limit) {
+    auto piece = co_await source->read(head);
+    if (!piece || piece->empty()) break;
+    drained += piece->size();
+  }
+  source.reset();
+  bool to_get = (head.status == 303 && request.method != "HEAD") ||
+                ((head.status == 301 || head.status == 302) && request.method == "POST");
+  if (to_get) {
+    request.method = "GET";
+    request.body = std::monostate{};
+    request.headers.remove("content-type");
+    request.headers.remove("content-encoding");
+  }
+  if (next->origin() != request.url.origin()) {
+    // Credentials are for the origin they were given to (curl, Go and browsers agree),
+    // and a Host set by the user named the old one.
+    request.headers.remove("authorization");
+    request.headers.remove("proxy-authorization");
+    request.headers.remove("cookie");
+    request.headers.remove("host");
+  }
+  request.url = std::move(*next);
+  co_return Result<void>{};
+}
+
+Result<void> Client::Impl::decode_if_encoded(std::unique_ptr<ResponseStream::Source>& source, const Response& head) {
+  // No body (HEAD, 204, 304, Content-Length: 0): nothing to decode, whatever the headers say.
+  if (source->finished()) return {};
+  auto encoding = head.headers.get("content-encoding");
+  if (!encoding) return {};
+  auto decoder = Decoder::create(*encoding);
+  if (!decoder) return fail(std::move(decoder.error()));
+  if (*decoder) source = std::make_unique<DecodingSource>(std::move(source), std::move(*decoder));
+  return {};
 }
 
 Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
@@ -635,9 +686,16 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::share
   co_await asio::this_coro::throw_if_cancelled(false);
   Response head;
   auto source = co_await open_ref(request, head, std::move(keep_alive));
-  Result<void> all = fail(ErrorKind::io, "not sent");
-  if (source) all = co_await read_all_into(**source, head, options.max_body_bytes);  // not in ?: (GCC 12)
-  else all = fail(std::move(source.error()));
+  Result<void> all;  // assigned below either way (no co_await in ?: with GCC 12)
+  if (source) {
+    // As read_all_into, with no coroutine at all when the body is buffered already (a small
+    // response arrives with its head).
+    reserve_declared_body(**source, head, options.max_body_bytes);
+    if (auto now = (*source)->read_all_now(head, options.max_body_bytes)) all = std::move(*now);
+    else all = co_await (*source)->read_all(head, options.max_body_bytes);
+  } else {
+    all = fail(std::move(source.error()));
+  }
   co_await asio::this_coro::throw_if_cancelled(previous);
   if (!all) co_return fail(std::move(all.error()));
   co_return std::move(head);
@@ -704,7 +762,7 @@ namespace {
 asio::awaitable<Result<void>> nothing_to_read() { co_return Result<void>{}; }
 }  // namespace
 
-asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Response& head, std::size_t limit) {
+void reserve_declared_body(const ResponseStream::Source& source, Response& head, std::size_t limit) {
   auto length = head.headers.get("content-length");
   if (length && !source.finished() && !head.headers.contains("content-encoding")) {
     std::uint64_t expected = 0;
@@ -713,8 +771,14 @@ asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Resp
     constexpr std::uint64_t reserve_cap = 8u << 20;
     if (ec == std::errc() && expected <= limit) head.body.reserve(head.body.size() + std::min(expected, reserve_cap));
   }
+}
+
+asio::awaitable<Result<void>> read_all_into(ResponseStream::Source& source, Response& head, std::size_t limit) {
+  reserve_declared_body(source, head, limit);
   return source.read_all(head, limit);
 }
+
+std::optional<Result<void>> ResponseStream::Source::read_all_now(Response&, std::size_t) { return std::nullopt; }
 
 asio::awaitable<Result<void>> ResponseStream::read_all_here(std::size_t limit) {
   if (!source_) return nothing_to_read();

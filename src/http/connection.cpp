@@ -149,57 +149,74 @@ asio::awaitable<Result<void>> Connection::write_request(std::string_view head, c
                                                         TimePoint total_deadline) {
   body_done_ = false;
   written_ = 0;
-  auto write_all = [this](const auto& buffers) {
-    if (tls_) return asio::async_write(*tls_, buffers, use_tuple);
-    return asio::async_write(plain_, buffers, use_tuple);
-  };
-  // `stall` bounds each write, re-armed as the request makes progress: a large body to a slow
-  // but steady server is not a timeout.
-  if (const auto* file = std::get_if<FileBody>(&body)) {
-    int fd = ::open(file->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      close();
-      co_return fail(Error::config("cannot open body file '" + file->path + "': " + std::strerror(errno)));
-    }
-    struct FdGuard {
-      int fd;
-      ~FdGuard() { ::close(fd); }
-    } guard{fd};
-    arm(later(now(), stall, total_deadline), Phase::write);
-    auto [ec, n] = co_await write_all(asio::buffer(head));
-    written_ += n;
-    if (ec) co_return fail(co_await classify(ec, Phase::write, ErrorKind::io, "writing the request failed"));
-    std::vector<char> chunk(file_chunk);
-    for (;;) {
-      ssize_t got = ::read(fd, chunk.data(), chunk.size());
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        close();
-        co_return fail(Error(ErrorKind::io, "reading body file '" + file->path + "' failed: " + std::strerror(errno)));
-      }
-      if (got == 0) break;
-      arm(later(now(), stall, total_deadline), Phase::write);
-      auto [wec, wn] = co_await write_all(asio::buffer(chunk.data(), static_cast<std::size_t>(got)));
-      written_ += wn;
-      if (wec) co_return fail(co_await classify(wec, Phase::write, ErrorKind::io, "writing the request body failed"));
-    }
-    co_return Result<void>{};
-  }
+  // Not a coroutine itself: each kind of body has its own, and the common one (no body or a
+  // string) keeps a small frame.
+  if (const auto* file = std::get_if<FileBody>(&body)) return write_file_request(head, *file, stall, total_deadline);
   const std::string* text = std::get_if<std::string>(&body);
-  std::string_view rest = text ? std::string_view(*text) : std::string_view();
-  // Head and the first piece of the body in one gather write (one syscall for most requests).
-  std::string_view first = rest.substr(0, file_chunk);
-  rest.remove_prefix(first.size());
+  return write_text_request(head, text ? std::string_view(*text) : std::string_view(), stall, total_deadline);
+}
+
+template <typename Buffers>
+auto Connection::write_all(const Buffers& buffers) {
+  if (tls_) return asio::async_write(*tls_, buffers, use_tuple);
+  return asio::async_write(plain_, buffers, use_tuple);
+}
+
+asio::awaitable<Result<void>> Connection::write_text_request(std::string_view head, std::string_view rest,
+                                                             Duration stall, TimePoint total_deadline) {
+  // `stall` bounds each write, re-armed as the request makes progress: a large body to a slow
+  // but steady server is not a timeout. (One failure path and few temporaries: this frame is
+  // allocated for every request, and GCC gives each temporary its own slot in it.)
   arm(later(now(), stall, total_deadline), Phase::write);
-  std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(first.data(), first.size())};
-  auto [ec, n] = co_await write_all(buffers);
-  written_ += n;
-  if (ec) co_return fail(co_await classify(ec, Phase::write, ErrorKind::io, "writing the request failed"));
-  while (!rest.empty()) {
+  std::tuple<error_code, std::size_t> result;
+  if (rest.empty()) {
+    result = co_await write_all(asio::buffer(head));  // one buffer: send(), no iovec to gather
+  } else {
+    // Head and the first piece of the body in one gather write (one syscall for most requests).
+    std::string_view first = rest.substr(0, file_chunk);
+    rest.remove_prefix(first.size());
+    result = co_await write_all(std::array<asio::const_buffer, 2>{asio::buffer(head), asio::buffer(first)});
+  }
+  const char* what = "writing the request failed";
+  for (;;) {
+    written_ += std::get<1>(result);
+    if (std::get<0>(result)) break;
+    if (rest.empty()) co_return Result<void>{};
     auto piece = rest.substr(0, file_chunk);
     rest.remove_prefix(piece.size());
+    what = "writing the request body failed";
     arm(later(now(), stall, total_deadline), Phase::write);
-    auto [wec, wn] = co_await write_all(asio::buffer(piece.data(), piece.size()));
+    result = co_await write_all(asio::buffer(piece));
+  }
+  co_return fail(co_await classify(std::get<0>(result), Phase::write, ErrorKind::io, what));
+}
+
+asio::awaitable<Result<void>> Connection::write_file_request(std::string_view head, const FileBody& file,
+                                                             Duration stall, TimePoint total_deadline) {
+  int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    close();
+    co_return fail(Error::config("cannot open body file '" + file.path + "': " + std::strerror(errno)));
+  }
+  struct FdGuard {
+    int fd;
+    ~FdGuard() { ::close(fd); }
+  } guard{fd};
+  arm(later(now(), stall, total_deadline), Phase::write);
+  auto [ec, n] = co_await write_all(asio::buffer(head));
+  written_ += n;
+  if (ec) co_return fail(co_await classify(ec, Phase::write, ErrorKind::io, "writing the request failed"));
+  std::vector<char> chunk(file_chunk);
+  for (;;) {
+    ssize_t got = ::read(fd, chunk.data(), chunk.size());
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      close();
+      co_return fail(Error(ErrorKind::io, "reading body file '" + file.path + "' failed: " + std::strerror(errno)));
+    }
+    if (got == 0) break;
+    arm(later(now(), stall, total_deadline), Phase::write);
+    auto [wec, wn] = co_await write_all(asio::buffer(chunk.data(), static_cast<std::size_t>(got)));
     written_ += wn;
     if (wec) co_return fail(co_await classify(wec, Phase::write, ErrorKind::io, "writing the request body failed"));
   }
@@ -319,6 +336,27 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
   }
 }
 
+Result<bool> Connection::take_buffered_body(std::string& out, std::size_t limit) {
+  // What is buffered already (often the whole body of a small response).
+  while (!body_done_ && begin_ < end_ && !parser_->done()) {
+    auto step = feed_buffered();
+    if (!step) return fail(std::move(step.error()));
+    if (step->event == h1::ResponseParser::Event::piece) {
+      if (out.size() + step->piece.size() > limit) {
+        close();
+        return fail(body_limit_error(limit));
+      }
+      out.append(step->piece);
+    }
+    if (step->event == h1::ResponseParser::Event::need_more) break;
+  }
+  if (body_done_ || parser_->done()) {
+    end_body();
+    return true;
+  }
+  return false;
+}
+
 asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::size_t limit, Duration idle,
                                                          TimePoint total_deadline) {
   auto over_limit = [&](std::size_t more) { return out.size() + more > limit; };
@@ -331,18 +369,9 @@ asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::
     return true;
   };
   for (;;) {
-    // What is buffered already (often the whole body of a small response): no suspension.
-    while (!body_done_ && begin_ < end_ && !parser_->done()) {
-      auto step = feed_buffered();
-      if (!step) co_return fail(std::move(step.error()));
-      if (step->event == h1::ResponseParser::Event::piece && !append(step->piece))
-        co_return fail(body_limit_error(limit));
-      if (step->event == h1::ResponseParser::Event::need_more) break;
-    }
-    if (body_done_ || parser_->done()) {
-      end_body();
-      co_return Result<void>{};
-    }
+    auto complete = take_buffered_body(out, limit);  // no suspension for what is buffered
+    if (!complete) co_return fail(std::move(complete.error()));
+    if (*complete) co_return Result<void>{};
     if (parser_->length_body_remaining() && begin_ == end_) break;  // straight into `out` below
     // Unknown length, or framing split across reads: one more piece the ordinary way.
     auto piece = co_await read_body(idle, total_deadline);

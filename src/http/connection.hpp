@@ -72,6 +72,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<Result<void>> read_body_into(std::string& out, std::size_t limit, Duration idle,
                                                       TimePoint total_deadline);
 
+  // Appends the body bytes already buffered to `out`, without reading from the socket: true
+  // when that completed the body, false when more must be read (read_body_into). Past `limit`
+  // bytes in `out`, or on a framing error, fails and closes the connection.
+  Result<bool> take_buffered_body(std::string& out, std::size_t limit);
+
   bool body_done() const noexcept { return body_done_; }
   // Bytes of the current request handed to the socket (0: the peer cannot have seen it).
   std::uint64_t request_bytes_written() const noexcept { return written_; }
@@ -96,6 +101,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void disarm() noexcept { deadline_ = TimePoint::max(); }
   void on_watchdog();
   boost::asio::ip::tcp::socket& socket() noexcept;
+  // The request with no body or a string body, and with a file body.
+  boost::asio::awaitable<Result<void>> write_text_request(std::string_view head, std::string_view body, Duration stall,
+                                                          TimePoint total_deadline);
+  boost::asio::awaitable<Result<void>> write_file_request(std::string_view head, const FileBody& file, Duration stall,
+                                                          TimePoint total_deadline);
+  // async_write of `buffers` to the socket or the TLS stream, as an awaitable (error, bytes).
+  template <typename Buffers>
+  auto write_all(const Buffers& buffers);
   // The error for a failed socket operation: timeout if the watchdog fired, cancelled if the
   // awaiting coroutine was cancelled, else the I/O error itself (kind io, or as given).
   boost::asio::awaitable<Error> classify(const boost::system::error_code& ec, Phase phase, ErrorKind kind,

@@ -35,7 +35,11 @@ class Headers {
   using const_iterator = std::vector<HeaderField>::const_iterator;
 
   void add(std::string name, std::string value);
-  void add(std::string_view name, std::string_view value) { fields_.emplace_back(std::string(name), std::string(value)); }
+  void add(std::string_view name, std::string_view value) {
+    auto& field = fields_.emplace_back();  // built in place: no temporaries to move
+    field.name.assign(name);
+    field.value.assign(value);
+  }
   void add(const char* name, const char* value) { add(std::string_view(name), std::string_view(value)); }
   void set(std::string_view name, std::string value);  // remove all, then add
   std::size_t remove(std::string_view name);            // returns how many were removed
