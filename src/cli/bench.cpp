@@ -5,7 +5,10 @@
 // could not start at all (docs/cli.md).
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +19,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "load/bench.hpp"
+#include "load/html.hpp"
 #include "load/report.hpp"
 
 namespace errand::cli {
@@ -28,6 +32,7 @@ struct BenchCommandOptions {
   std::string timeout = "10s";
   std::string backend = "auto";
   std::vector<std::string> fail_if;
+  std::string html;
   bool json = false;
   bool quiet = false;
 };
@@ -78,6 +83,15 @@ int execute(BenchCommandOptions& o) {
     std::cout << load::text_summary(*result);
   }
   std::cout.flush();
+  if (!o.html.empty()) {
+    std::ofstream out(o.html, std::ios::binary | std::ios::trunc);
+    out << load::html_report(*result);
+    out.close();
+    if (!out) {
+      std::fprintf(stderr, "errand bench: cannot write --html %s: %s\n", o.html.c_str(), std::strerror(errno));
+      return exit_codes::write_failed;
+    }
+  }
   if (conditions.empty() || result->points.empty()) return exit_codes::ok;
   // Every point of a sweep must pass.
   std::vector<std::string> failed;
@@ -119,6 +133,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--backend", o->backend, "I/O: auto (io_uring, else epoll), io_uring, epoll")->capture_default_str();
   cmd->add_option("--fail-if", o->fail_if, "exit 1 when a condition holds: 'p99>200ms', 'errors>0.1%', 'rps<5000'");
   cmd->add_flag("--json", o->json, "print one JSON object (docs/bench.md)");
+  cmd->add_option("--html", o->html, "also write a self-contained HTML report with charts to FILE");
   cmd->add_flag("-q,--quiet", o->quiet, "no live progress");
   cmd->callback([o, &exit_code] { exit_code = execute(*o); });
 }

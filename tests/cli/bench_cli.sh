@@ -52,6 +52,31 @@ check "bad header: exit 2" '[ $rc -eq 2 ] && grep -q "Name: value" "$err"'
 "$bin" bench "http://no-such-host.invalid/" -n 5 >/dev/null 2>"$err"; rc=$?
 check "unresolvable host: exit 6" '[ $rc -eq 6 ]'
 
+# --html: a self-contained page whose charts a real browser draws with data.
+html=$(mktemp --suffix=.html); sweep_html=$(mktemp --suffix=.html)
+"$bin" bench "$T/ok" -c 4 -t 1 -d 2.6s -q --html "$html" >/dev/null; rc=$?
+check "html: exit 0 and a file" '[ $rc -eq 0 ] && [ -s "$html" ]'
+"$bin" bench "$T/ok" -c 4 -t 1 -d 300ms -q --sweep c=1,2,4 --html "$sweep_html" >/dev/null; rc=$?
+check "html (sweep): exit 0 and a file" '[ $rc -eq 0 ] && [ -s "$sweep_html" ]'
+check "html: nothing fetched from elsewhere" '! grep -qiE "<(script|link|img)[^>]+(src|href)=" "$html" "$sweep_html"'
+drawn() {  # file → the charts as the browser laid them out: chart:series:points:WxH;...
+  timeout 120 chromium --headless --no-sandbox --disable-gpu --dump-dom "file://$1" 2>/dev/null | grep -o 'data-rendered="[^"]*"'
+}
+if command -v chromium >/dev/null; then
+  rendered=$(drawn "$html")
+  check "html: latency curve drawn, rising" 'echo "$rendered" | grep -qE "[\";]latency:latency:([2-9]|[1-9][0-9]+):[1-9][0-9]*x[1-9][0-9]*"'
+  check "html: requests/s over time, a point per second" 'echo "$rendered" | grep -qE "[\";]rps:requests/s:[23]:[1-9][0-9]*x[0-9]+"'
+  rendered=$(drawn "$sweep_html")
+  check "html: sweep throughput, a point per concurrency" 'echo "$rendered" | grep -qE "[\";]sweep-rps:requests/s:3:[1-9][0-9]*x[0-9]+"'
+  check "html: sweep p99, a point per concurrency" 'echo "$rendered" | grep -qE "[\";]sweep-p99:p99 \\(ms\\):3:[1-9][0-9]*x[0-9]+"'
+else
+  check "html: chromium is installed (scripts/install-deps)" false
+fi
+rm -f "$sweep_html"
+rm -f "$html"
+"$bin" bench "$T/ok" -n 5 -q --html /nonexistent/dir/r.html >/dev/null 2>"$err"; rc=$?
+check "html: an unwritable path is reported (exit 23)" '[ $rc -eq 23 ] && grep -q "cannot write" "$err"'
+
 # The soft descriptor limit is raised to fit -c; the hard one cannot be, and the error says so.
 out=$(bash -c "ulimit -Sn 64; \"$bin\" bench \"$T/ok\" -c 200 -t 1 -n 400 --json -q"); rc=$?
 check "-c above the soft limit: raised, run completes" '[ $rc -eq 0 ] && [ "$(echo "$out" | jget requests)" = 400 ]'
