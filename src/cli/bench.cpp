@@ -128,6 +128,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--timeout", o->timeout, "a request without a complete response after this fails")->capture_default_str();
   cmd->add_option("--rate", b.rate, "open model: requests/s in total, latency corrected for coordinated omission");
   cmd->add_flag("--close", b.close_each, "a new connection for every request");
+  cmd->add_flag("--stream", b.stream, "long (chunked or SSE) responses: time to first byte and event, events/s, gaps");
   cmd->add_option("--pipeline", b.pipeline, "HTTP/1.1 requests written back to back per connection")->capture_default_str();
   cmd->add_option("--sweep", b.sweep, "repeat at each value: c=1,10,50 or rate=100,500");
   cmd->add_option("--backend", o->backend, "I/O: auto (io_uring, else epoll), io_uring, epoll")->capture_default_str();

@@ -180,6 +180,7 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   if (o.threads == 0) return fail(Error::config("-t must be at least 1"));
   if (o.pipeline == 0) return fail(Error::config("--pipeline must be at least 1"));
   if (o.pipeline > 1 && o.close_each) return fail(Error::config("--pipeline and --close exclude each other"));
+  if (o.pipeline > 1 && o.stream) return fail(Error::config("--pipeline and --stream exclude each other"));
   if (o.pipeline > 1 && o.rate > 0) return fail(Error::config("--pipeline works with the closed model only (no --rate)"));
   if (o.requests == 0 && o.duration.count() <= 0) return fail(Error::config("give a duration (-d) or a number of requests (-n)"));
   if (o.rate < 0) return fail(Error::config("--rate must be positive"));
@@ -216,6 +217,7 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   base.request = std::move(*request);
   base.head_request = o.method == "HEAD";
   base.close_each = o.close_each;
+  base.stream = o.stream;
   base.pipeline = o.pipeline;
   base.warmup = o.warmup;
   base.duration = o.requests > 0 ? std::chrono::nanoseconds(0) : o.duration;

@@ -29,6 +29,7 @@ struct BenchOptions {
   std::string body_file;
   double rate = 0;          // requests/s in total; 0: closed model
   bool close_each = false;  // --close
+  bool stream = false;      // --stream
   unsigned pipeline = 1;
   Backend backend = Backend::automatic;
   // --sweep: "c=1,10,50" or "rate=100,200": the run is repeated for each value.

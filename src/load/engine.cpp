@@ -32,6 +32,11 @@ void Tally::merge(const Tally& o) {
   latency.merge(o.latency);
   corrected_latency.merge(o.corrected_latency);
   connect_time.merge(o.connect_time);
+  first_byte.merge(o.first_byte);
+  first_event.merge(o.first_event);
+  event_gap.merge(o.event_gap);
+  events += o.events;
+  streams_cut += o.streams_cut;
   requests += o.requests;
   warmup_requests += o.warmup_requests;
   bytes += o.bytes;
@@ -64,6 +69,67 @@ std::uint64_t now_ns() noexcept {
 constexpr std::size_t receive_buffer_size = 8192;
 constexpr std::uint64_t never = ~0ull;
 
+// --stream: finds the events of one response as the framer hands out its body.
+class StreamWatch final : public BodyObserver {
+ public:
+  void attach(Tally* tally, const std::uint64_t* now, const ResponseFramer* framer) {
+    tally_ = tally;
+    now_ = now;
+    framer_ = framer;
+  }
+  void begin(std::uint64_t sent_at, bool measured) {
+    sent_at_ = sent_at;
+    measured_ = measured;
+    last_event_ = 0;
+    decided_ = false;
+    newlines_ = 0;
+    pending_ = false;
+  }
+  void on_body(const char* data, std::size_t length) override {
+    if (!decide() || !sse_) return;
+    // An event ends with an empty line: two line ends in a row ("\n\n" or "\r\n\r\n").
+    for (std::size_t i = 0; i < length; ++i) {
+      char c = data[i];
+      if (c == '\r') continue;
+      if (c != '\n') {
+        newlines_ = 0;
+        pending_ = true;
+        continue;
+      }
+      if (++newlines_ >= 2 && pending_) {
+        event();
+        pending_ = false;
+      }
+    }
+  }
+  void on_chunk() override {
+    if (decide() && !sse_) event();
+  }
+
+ private:
+  bool decide() {
+    if (!decided_) {
+      sse_ = framer_->event_stream();
+      decided_ = true;
+    }
+    return measured_;
+  }
+  void event() {
+    std::uint64_t now = *now_;
+    ++tally_->events;
+    if (last_event_ == 0) tally_->first_event.record(now - sent_at_);
+    else tally_->event_gap.record(now - last_event_);
+    last_event_ = now;
+  }
+
+  Tally* tally_ = nullptr;
+  const std::uint64_t* now_ = nullptr;
+  const ResponseFramer* framer_ = nullptr;
+  std::uint64_t sent_at_ = 0, last_event_ = 0;
+  bool measured_ = false, decided_ = false, sse_ = false, pending_ = false;
+  int newlines_ = 0;
+};
+
 struct Conn {
   enum class State : std::uint8_t { closed, connecting, open, waiting, finished };
   int fd = -1;
@@ -77,12 +143,14 @@ struct Conn {
   bool measured = false;   // the current batch belongs to the measurement
   std::uint64_t connect_started = 0;
   std::uint64_t sent_at = 0;
+  std::uint64_t active_at = 0;  // the last bytes received (--stream: timeouts count silence)
   std::uint64_t due_at = 0;
   const char* unsent_at = nullptr;  // epoll: the bytes of the batch not yet written
   std::size_t unsent = 0;
   bool want_write = false; // epoll: EPOLLOUT is registered
   ResponseFramer framer;
   std::unique_ptr<char[]> buffer;
+  std::unique_ptr<StreamWatch> watch;  // --stream only
 };
 
 enum Op : std::uint64_t { op_connect = 1, op_send = 2, op_recv = 3 };
@@ -113,6 +181,11 @@ class Engine {
     for (auto& c : conns_) {
       c.buffer = std::make_unique<char[]>(receive_buffer_size);
       c.framer = ResponseFramer(plan.header_limit);
+      if (plan.stream) {
+        c.watch = std::make_unique<StreamWatch>();
+        c.watch->attach(&tally_, &now_, &c.framer);
+        c.framer.observe(c.watch.get());
+      }
     }
     batch_bytes_ = plan.request;
     for (unsigned i = 1; i < plan.pipeline; ++i) batch_bytes_ += plan.request;
@@ -138,7 +211,10 @@ class Engine {
     std::uint64_t next_sweep = now_ns() + sweep_period();
     while (true) {
       std::uint64_t now = now_ns();
-      if (!stopping_ && now >= measure_end_) stopping_ = true;
+      if (!stopping_ && now >= measure_end_) {
+        stopping_ = true;
+        if (plan_.stream) cut_streams();
+      }
       if (now >= next_sweep) {
         sweep(now);
         next_sweep = now + sweep_period();
@@ -198,6 +274,11 @@ class Engine {
       return;
     }
     tally_.bytes += static_cast<std::uint64_t>(n);
+    if (plan_.stream) {
+      now_ = now;
+      c.active_at = now;
+      if (!c.framer.started() && c.measured) tally_.first_byte.record(now - c.sent_at);
+    }
     const char* p = data;
     std::size_t left = static_cast<std::size_t>(n);
     while (left > 0) {
@@ -354,8 +435,10 @@ class Engine {
     Conn& c = conns_[i];
     c.state = Conn::State::open;
     c.sent_at = now;
+    c.active_at = now;
     if (c.served > 0) tally_.reused_requests += c.batch;
     c.framer.reset(plan_.head_request);
+    if (c.watch) c.watch->begin(now, c.measured);
     std::string_view bytes(batch_bytes_.data(), plan_.request.size() * c.batch);
     if (int error = io_.send(i, c, bytes); error != 0) {
       count_failure(c, ErrorKind::io, Phase::write, std::strerror(error));
@@ -461,6 +544,18 @@ class Engine {
     ++c.generation;
   }
 
+  // --stream: the measurement is over; streams still open are closed, counted, not failed.
+  void cut_streams() {
+    std::uint64_t now = now_ns();
+    tally_.measured = std::max(tally_.measured, std::chrono::nanoseconds(now - measure_start_));
+    for (std::uint32_t i = 0; i < conns_.size(); ++i) {
+      Conn& c = conns_[i];
+      if (c.state != Conn::State::open || c.batch == 0 || c.failed || c.closing) continue;
+      if (c.measured) tally_.streams_cut += c.batch;
+      restart(i, now);
+    }
+  }
+
   void sweep(std::uint64_t now) {
     auto limit = static_cast<std::uint64_t>(plan_.timeout.count());
     for (std::uint32_t i = 0; i < conns_.size(); ++i) {
@@ -469,7 +564,7 @@ class Engine {
       if (c.state == Conn::State::connecting && now - c.connect_started > limit) {
         count_failure(c, ErrorKind::timeout, Phase::connect, "no connection within the timeout");
         tear_down(i);
-      } else if (c.state == Conn::State::open && c.batch > 0 && now - c.sent_at > limit) {
+      } else if (c.state == Conn::State::open && c.batch > 0 && now - c.active_at > limit) {
         count_failure(c, ErrorKind::timeout, c.framer.started() ? Phase::read : Phase::first_byte,
                       "no complete response within the timeout");
         tear_down(i);
@@ -486,6 +581,7 @@ class Engine {
   double interval_ns_ = 0;
   std::uint64_t issued_ = 0;
   std::uint64_t responses_ = 0, failures_ = 0;
+  std::uint64_t now_ = 0;  // --stream: the time of the bytes being framed, for StreamWatch
   bool stopping_ = false;
   using Due = std::pair<std::uint64_t, std::uint32_t>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;

@@ -44,6 +44,7 @@ struct Plan {
   bool head_request = false;    // the responses have no body
   bool close_each = false;      // --close: a new connection per request
   unsigned pipeline = 1;        // requests written back to back on a connection
+  bool stream = false;          // --stream: long responses; events, gaps; cut at the end
   unsigned connections = 1;     // for this thread
   std::chrono::nanoseconds warmup{0};
   std::chrono::nanoseconds duration{0};  // 0: until max_requests are done
@@ -73,6 +74,12 @@ struct Tally {
   std::array<std::uint64_t, error_kind_slots> errors{};      // failed requests by kind
   std::array<std::uint64_t, 8> timeouts_by_phase{};          // index Phase
   std::string first_error;                                   // the first error's text, for humans
+  // --stream: an event is a server-sent event (text/event-stream), else a chunk.
+  Histogram first_byte;   // request sent to the first byte of the response
+  Histogram first_event;  // request sent to the end of the response's first event
+  Histogram event_gap;    // between consecutive events of one response
+  std::uint64_t events = 0;
+  std::uint64_t streams_cut = 0;  // still streaming when the measurement ended (not errors)
   std::uint64_t connections_opened = 0;
   std::uint64_t reused_requests = 0;  // responses on a connection that had served one before
   std::vector<std::uint64_t> per_second;  // measured responses completed in each second

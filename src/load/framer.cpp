@@ -48,8 +48,10 @@ void for_each_list_element(const char* v, std::size_t n, F&& token) {
 
 void ResponseFramer::reset(bool head_request) noexcept {
   std::size_t limit = header_limit_;
+  BodyObserver* observer = observer_;
   *this = ResponseFramer(limit);
   head_request_ = head_request;
+  observer_ = observer;
 }
 
 ResponseFramer::Status ResponseFramer::fail(const char* why) noexcept {
@@ -97,6 +99,12 @@ bool ResponseFramer::end_of_field() noexcept {
       if (any) chunked_ = last_is_chunked;
       return true;
     }
+    case Field::content_type: {
+      std::size_t n = 0;
+      while (n < value_len_ && value_[n] != ';' && value_[n] != ' ' && value_[n] != '\t') ++n;
+      event_stream_ = iequals(value_, n, "text/event-stream");
+      return true;
+    }
     case Field::connection:
       for_each_list_element(value_, value_len_, [&](const char* t, std::size_t n) {
         if (iequals(t, n, "close")) connection_close_ = true;
@@ -105,6 +113,15 @@ bool ResponseFramer::end_of_field() noexcept {
       return true;
   }
   return true;
+}
+
+void ResponseFramer::after_chunk_size() noexcept {
+  if (remaining_ == 0) {
+    state_ = State::trailer_start;
+    return;
+  }
+  state_ = State::chunk_data;
+  if (observer_) observer_->on_chunk();
 }
 
 ResponseFramer::Status ResponseFramer::end_of_headers() noexcept {
@@ -246,6 +263,7 @@ ResponseFramer::Status ResponseFramer::feed(const char* data, std::size_t len, s
                 if (iequals(name_, name_len_, "content-length")) field_ = Field::content_length;
                 else if (iequals(name_, name_len_, "transfer-encoding")) field_ = Field::transfer_encoding;
                 else if (iequals(name_, name_len_, "connection")) field_ = Field::connection;
+                else if (iequals(name_, name_len_, "content-type")) field_ = Field::content_type;
               }
               value_len_ = 0;
               state_ = State::field_value;
@@ -283,6 +301,7 @@ ResponseFramer::Status ResponseFramer::feed(const char* data, std::size_t len, s
       // ---- bodies: counted in bulk ----
       case State::body_length: {
         std::size_t n = len - i < remaining_ ? len - i : static_cast<std::size_t>(remaining_);
+        if (observer_ && n) observer_->on_body(data + i, n);
         i += n;
         remaining_ -= n;
         body_bytes_ += n;
@@ -293,6 +312,7 @@ ResponseFramer::Status ResponseFramer::feed(const char* data, std::size_t len, s
         break;
       }
       case State::body_until_close:
+        if (observer_) observer_->on_body(data + i, len - i);
         body_bytes_ += len - i;
         i = len;
         break;
@@ -307,7 +327,7 @@ ResponseFramer::Status ResponseFramer::feed(const char* data, std::size_t len, s
         if (digits_ == 0) return finish(fail("invalid chunk size"));
         if (c == ';' || c == ' ' || c == '\t') state_ = State::chunk_ext;
         else if (c == '\r') state_ = State::chunk_size_lf;
-        else if (c == '\n') state_ = remaining_ == 0 ? State::trailer_start : State::chunk_data;
+        else if (c == '\n') after_chunk_size();
         else return finish(fail("invalid chunk size"));
         break;
       }
@@ -320,16 +340,17 @@ ResponseFramer::Status ResponseFramer::feed(const char* data, std::size_t len, s
         i += skip;
         if (nl) {
           if (state_ == State::trailer_line) state_ = State::trailer_start;
-          else state_ = remaining_ == 0 ? State::trailer_start : State::chunk_data;
+          else after_chunk_size();
         }
         break;
       }
       case State::chunk_size_lf:
         if (data[i++] != '\n') return finish(fail("expected LF after the chunk size"));
-        state_ = remaining_ == 0 ? State::trailer_start : State::chunk_data;
+        after_chunk_size();
         break;
       case State::chunk_data: {
         std::size_t n = len - i < remaining_ ? len - i : static_cast<std::size_t>(remaining_);
+        if (observer_ && n) observer_->on_body(data + i, n);
         i += n;
         remaining_ -= n;
         body_bytes_ += n;

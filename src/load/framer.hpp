@@ -16,6 +16,16 @@
 
 namespace errand::load {
 
+// For streams (errand bench --stream): sees the body as it is framed. Calls happen inside
+// feed(); `data` points into the fed bytes.
+class BodyObserver {
+ public:
+  virtual void on_body(const char* data, std::size_t length) = 0;
+  virtual void on_chunk() = 0;  // a chunk of a chunked body begins
+ protected:
+  ~BodyObserver() = default;
+};
+
 class ResponseFramer {
  public:
   enum class Status { need_more, done, error };
@@ -24,6 +34,8 @@ class ResponseFramer {
 
   // Starts a new response. `head_request`: the response to a HEAD has no body.
   void reset(bool head_request) noexcept;
+  // Body bytes and chunk starts go to `observer` (kept across reset; nullptr: none).
+  void observe(BodyObserver* observer) noexcept { observer_ = observer; }
 
   // Consumes a prefix of [data, data+len) and stores its length in `consumed`. Returns done when
   // the response ended inside it (bytes after `consumed` belong to the next response), error on
@@ -35,6 +47,7 @@ class ResponseFramer {
   bool started() const noexcept { return header_bytes_ > 0 || state_ != State::status_line_start; }
   int status() const noexcept { return status_; }
   bool keep_alive() const noexcept { return keep_alive_; }
+  bool event_stream() const noexcept { return event_stream_; }  // Content-Type: text/event-stream
   std::uint64_t body_bytes() const noexcept { return body_bytes_; }
   std::uint64_t header_bytes() const noexcept { return header_bytes_; }
   const char* error() const noexcept { return error_; }  // static text, valid after error
@@ -48,13 +61,15 @@ class ResponseFramer {
     trailer_start, trailer_line, trailer_lf,
     done, failed,
   };
-  enum class Field : std::uint8_t { other, content_length, transfer_encoding, connection };
+  enum class Field : std::uint8_t { other, content_length, transfer_encoding, connection, content_type };
 
   Status fail(const char* why) noexcept;
   bool end_of_field() noexcept;    // false: error set
   Status end_of_headers() noexcept;
+  void after_chunk_size() noexcept;
 
   std::size_t header_limit_;
+  BodyObserver* observer_ = nullptr;
   State state_ = State::status_line_start;
   bool head_request_ = false;
   bool keep_alive_ = true;
@@ -64,6 +79,7 @@ class ResponseFramer {
   bool saw_transfer_encoding_ = false;
   bool connection_close_ = false;
   bool connection_keep_alive_ = false;
+  bool event_stream_ = false;
   Field field_ = Field::other;
   int status_ = 0;
   int digits_ = 0;

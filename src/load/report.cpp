@@ -61,6 +61,14 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["latency_us"] = latency_json(t.latency);
   if (p.rate > 0) j["corrected_latency_us"] = latency_json(t.corrected_latency);
   j["connect_us"] = latency_json(t.connect_time);
+  if (o.stream) {
+    j["stream"] = {{"events", t.events},
+                   {"events_per_s", round3(p.elapsed_s > 0 ? static_cast<double>(t.events) / p.elapsed_s : 0.0)},
+                   {"cut_at_end", t.streams_cut},
+                   {"first_byte_us", latency_json(t.first_byte)},
+                   {"first_event_us", latency_json(t.first_event)},
+                   {"event_gap_us", latency_json(t.event_gap)}};
+  }
   nlohmann::ordered_json status = nlohmann::ordered_json::object();
   for (std::size_t code = 0; code < t.status.size(); ++code)
     if (t.status[code]) status[std::to_string(code)] = t.status[code];
@@ -85,7 +93,6 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["cpu_s"] = round3(p.cpu_s);
   j["cpu_us_per_request"] = round3(t.requests + t.warmup_requests ? p.cpu_s * 1e6 / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
   j["max_rss_kib"] = p.max_rss_kib;
-  (void)o;
   return j;
 }
 
@@ -107,6 +114,7 @@ std::string human_bytes(double bytes) {
 
 std::string mode_text(const BenchResult& r, const RunPoint& p) {
   std::string mode = r.options.close_each ? "new connection per request" : "keep-alive";
+  if (r.options.stream) mode += ", streams";
   if (r.options.pipeline > 1) mode += fmt::format(", pipeline {}", r.options.pipeline);
   mode += p.rate > 0 ? fmt::format(", open model at {} req/s", p.rate) : ", closed model";
   mode += ", " + std::string(to_string(p.tally.backend));
@@ -144,7 +152,14 @@ std::string point_text(const BenchResult& r, const RunPoint& p) {
     out += fmt::format("  Errors ({:.2f}%):{}\n", error_rate(t) * 100, errors);
     if (!t.first_error.empty()) out += "  First error: " + t.first_error + "\n";
   }
-  if (t.requests == 0) out += "  No response was received: nothing to measure.\n";
+  if (r.options.stream) {
+    latency_block(out, "First byte", t.first_byte);
+    latency_block(out, "First event", t.first_event);
+    latency_block(out, "Gap between events", t.event_gap);
+    out += fmt::format("  {} events, {:.1f} events/s; {} streams complete, {} cut at the end\n", t.events,
+                       p.elapsed_s > 0 ? static_cast<double>(t.events) / p.elapsed_s : 0.0, t.requests, t.streams_cut);
+  }
+  if (t.requests == 0 && !(r.options.stream && t.streams_cut > 0)) out += "  No response was received: nothing to measure.\n";
   out += fmt::format("Requests/sec: {:>12.2f}\n", rps(p));
   out += fmt::format("Transfer/sec: {:>12}\n", human_bytes(p.elapsed_s > 0 ? static_cast<double>(t.bytes) / p.elapsed_s : 0.0));
   std::uint64_t served = t.requests + t.warmup_requests;

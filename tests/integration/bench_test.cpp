@@ -249,6 +249,47 @@ TEST_P(BenchTest, SweepRunsEachConcurrency) {
   EXPECT_GT(j["sweep"][0]["rps"].get<double>(), 0.0);
 }
 
+TEST_P(BenchTest, StreamsReportEventsAndGapsAndAreCutAtTheEnd) {
+  auto o = options(target_->base_url() + "/sse/100000?interval_ms=10");
+  o.stream = true;
+  o.duration = 500ms;
+  auto started = std::chrono::steady_clock::now();
+  auto r = run(o);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);  // endless streams do not hold the run
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.streams_cut, 4u);
+  EXPECT_EQ(t.requests, 0u);
+  EXPECT_EQ(t.error_total(), 0u) << t.first_error;
+  EXPECT_GE(t.events, 4u * 40);  // 4 streams, one event at once and then every 10 ms
+  EXPECT_LE(t.events, 4u * 52);
+  EXPECT_EQ(t.first_event.count(), 4u);
+  EXPECT_EQ(t.first_byte.count(), 4u);
+  EXPECT_LT(t.first_event.percentile(50), 10'000'000u);
+  double gap_ms = static_cast<double>(t.event_gap.percentile(50)) / 1e6;
+  EXPECT_GE(gap_ms, 9.0);
+  EXPECT_LE(gap_ms, 12.0);
+  auto j = to_json(r);
+  EXPECT_EQ(j["stream"]["cut_at_end"], 4);
+  EXPECT_GT(j["stream"]["events_per_s"].get<double>(), 300.0);
+}
+
+TEST_P(BenchTest, ChunksAreTheEventsOfAChunkedStream) {
+  auto o = options(target_->base_url() + "/stream/5?interval_ms=20");
+  o.stream = true;
+  o.connections = 2;
+  o.requests = 4;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.requests, 4u);
+  EXPECT_EQ(t.streams_cut, 0u);
+  EXPECT_EQ(t.events, 20u);
+  EXPECT_EQ(t.event_gap.count(), 16u);
+  double gap_ms = static_cast<double>(t.event_gap.percentile(50)) / 1e6;
+  EXPECT_GE(gap_ms, 19.0);
+  EXPECT_LE(gap_ms, 25.0);
+  EXPECT_GE(static_cast<double>(t.latency.min()) / 1e6, 80.0);  // a stream's latency is its whole length
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BenchTest, ::testing::Values(Backend::io_uring, Backend::epoll),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 

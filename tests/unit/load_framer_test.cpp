@@ -155,5 +155,40 @@ TEST(LoadFramer, ResetStartsAFreshResponse) {
   EXPECT_EQ(f.body_bytes(), 0u);
 }
 
+struct Recorder final : BodyObserver {
+  std::string body;
+  int chunks = 0;
+  void on_body(const char* data, std::size_t length) override { body.append(data, length); }
+  void on_chunk() override { ++chunks; }
+};
+
+TEST(LoadFramer, AnObserverSeesTheBodyAndEachChunkAtEverySplit) {
+  std::string wire =
+      "HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "6\r\ndata: \r\n3\r\nx\n\n\r\n0\r\n\r\n";
+  for (std::size_t step = 1; step <= wire.size(); ++step) {
+    Recorder seen;
+    ResponseFramer f;
+    f.observe(&seen);
+    f.reset(false);
+    std::size_t at = 0, used = 0;
+    auto status = ResponseFramer::Status::need_more;
+    while (at < wire.size() && status == ResponseFramer::Status::need_more) {
+      status = f.feed(wire.data() + at, std::min(step, wire.size() - at), used);
+      at += used;
+    }
+    ASSERT_EQ(status, ResponseFramer::Status::done) << step;
+    EXPECT_EQ(seen.body, "data: x\n\n") << step;
+    EXPECT_EQ(seen.chunks, 2) << step;
+    EXPECT_TRUE(f.event_stream());
+  }
+  ResponseFramer plain;
+  plain.reset(false);
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-streamer\r\nContent-Length: 0\r\n\r\n";
+  std::size_t used = 0;
+  ASSERT_EQ(plain.feed(head.data(), head.size(), used), S::done);
+  EXPECT_FALSE(plain.event_stream());
+}
+
 }  // namespace
 }  // namespace errand::load
