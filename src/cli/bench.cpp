@@ -31,6 +31,7 @@ struct BenchCommandOptions {
   std::string warmup = "0";
   std::string timeout = "10s";
   std::string backend = "auto";
+  std::string engine = "lean";
   std::vector<std::string> fail_if;
   std::string html;
   bool json = false;
@@ -55,6 +56,9 @@ int execute(BenchCommandOptions& o) {
   else if (o.backend == "io_uring") b.backend = load::Backend::io_uring;
   else if (o.backend == "epoll") b.backend = load::Backend::epoll;
   else return report_config(Error::config("--backend: auto, io_uring or epoll, not \"" + o.backend + "\""));
+  if (o.engine == "lean") b.engine = load::BenchOptions::Engine::lean;
+  else if (o.engine == "client") b.engine = load::BenchOptions::Engine::client;
+  else return report_config(Error::config("--engine: lean or client, not \"" + o.engine + "\""));
   std::vector<load::Condition> conditions;
   for (const auto& text : o.fail_if) {
     auto c = load::parse_condition(text);
@@ -131,6 +135,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--stream", b.stream, "long (chunked or SSE) responses: time to first byte and event, events/s, gaps");
   cmd->add_option("--pipeline", b.pipeline, "HTTP/1.1 requests written back to back per connection")->capture_default_str();
   cmd->add_option("--sweep", b.sweep, "repeat at each value: c=1,10,50 or rate=100,500");
+  cmd->add_option("--engine", o->engine, "lean (the tuned loop) or client (errand's http::Client: pool, TLS, decoding)")
+      ->capture_default_str();
+  cmd->add_flag("-k,--insecure", b.insecure, "https: do not verify the server's certificate (client engine)");
+  cmd->add_option("--cacert", b.ca_file, "https: extra CA certificates (PEM) to trust (client engine)");
+  cmd->add_flag("--tls-resume", b.tls_resume, "https: resume TLS sessions on new connections (client engine)");
   cmd->add_option("--backend", o->backend, "I/O: auto (io_uring, else epoll), io_uring, epoll")->capture_default_str();
   cmd->add_option("--fail-if", o->fail_if, "exit 1 when a condition holds: 'p99>200ms', 'errors>0.1%', 'rps<5000'");
   cmd->add_flag("--json", o->json, "print one JSON object (docs/bench.md)");

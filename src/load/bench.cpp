@@ -43,32 +43,14 @@ Result<Endpoint> resolve(const http::Url& url) {
   return e;
 }
 
-Result<std::string> serialize(const BenchOptions& o, const http::Url& url) {
-  auto request = http::Request::make(o.method, o.url);
+Result<std::string> serialize(const BenchOptions& o) {
+  auto request = build_request(o);
   if (!request) return fail(request.error());
-  for (const auto& line : o.headers) {
-    auto colon = line.find(':');
-    if (colon == std::string::npos || colon == 0)
-      return fail(Error::config("invalid header \"" + line.substr(0, 64) + "\": expected 'Name: value'"));
-    std::string_view value(line);
-    value.remove_prefix(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    request->headers.add(std::string_view(line).substr(0, colon), value);
-  }
-  if (o.close_each) request->headers.set("Connection", "close");
-  if (auto ok = http::h1::validate_request(*request); !ok) return fail(ok.error());
-  std::string body = o.body;
-  if (!o.body_file.empty()) {
-    std::ifstream in(o.body_file, std::ios::binary);
-    if (!in) return fail(Error::config("cannot read --body-file " + o.body_file + ": " + std::strerror(errno)));
-    body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  const std::string* body = std::get_if<std::string>(&request->body);
   std::optional<std::uint64_t> length;
-  if (!body.empty() || !o.body_file.empty()) length = body.size();
-  (void)url;
+  if (body) length = body->size();
   std::string bytes = http::h1::serialize_head(*request, length, {"errand-bench/0.1", ""});
-  bytes += body;
+  if (body) bytes += *body;
   return bytes;
 }
 
@@ -89,19 +71,6 @@ Result<std::vector<double>> parse_list(std::string_view text, std::string_view k
   return values;
 }
 
-double cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-long max_rss_kib() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
-
 // One run at `connections` and `rate` (total), the threads sharing both.
 Result<RunPoint> run_point(const BenchOptions& o, const Plan& base, unsigned connections, double rate,
                            const Progress& progress) {
@@ -115,7 +84,7 @@ Result<RunPoint> run_point(const BenchOptions& o, const Plan& base, unsigned con
     plans[t].live_responses = &responses[t];
     plans[t].live_errors = &errors[t];
   }
-  double cpu_before = cpu_seconds();
+  double cpu_before = process_cpu_seconds();
   auto start = std::chrono::steady_clock::now();
   std::vector<Result<Tally>> results(threads, fail(Error::config("not run")));
   std::vector<std::thread> workers;
@@ -150,13 +119,51 @@ Result<RunPoint> run_point(const BenchOptions& o, const Plan& base, unsigned con
     if (!r) return fail(r.error());
     point.tally.merge(*r);
   }
-  point.cpu_s = cpu_seconds() - cpu_before;
-  point.max_rss_kib = max_rss_kib();
+  point.cpu_s = process_cpu_seconds() - cpu_before;
+  point.max_rss_kib = process_max_rss_kib();
   point.elapsed_s = std::chrono::duration<double>(point.tally.measured).count();
   return point;
 }
 
 }  // namespace
+
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+long process_max_rss_kib() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+Result<http::Request> build_request(const BenchOptions& o) {
+  auto request = http::Request::make(o.method, o.url);
+  if (!request) return fail(request.error());
+  for (const auto& line : o.headers) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos || colon == 0)
+      return fail(Error::config("invalid header \"" + line.substr(0, 64) + "\": expected 'Name: value'"));
+    std::string_view value(line);
+    value.remove_prefix(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    request->headers.add(std::string_view(line).substr(0, colon), value);
+  }
+  if (o.close_each) request->headers.set("Connection", "close");
+  if (auto ok = http::h1::validate_request(*request); !ok) return fail(ok.error());
+  if (!o.body_file.empty()) {
+    std::ifstream in(o.body_file, std::ios::binary);
+    if (!in) return fail(Error::config("cannot read --body-file " + o.body_file + ": " + std::strerror(errno)));
+    request->body = std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } else if (!o.body.empty()) {
+    request->body = o.body;
+  }
+  return request;
+}
 
 Result<void> ensure_descriptor_limit(std::uint64_t descriptors) {
   rlimit limit{};
@@ -174,8 +181,11 @@ Result<void> ensure_descriptor_limit(std::uint64_t descriptors) {
 Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   auto url = http::Url::parse(o.url);
   if (!url) return fail(url.error());
-  if (url->is_https())
-    return fail(Error::config("https is not supported by the lean engine yet; bench an http:// URL"));
+  bool lean = o.engine == BenchOptions::Engine::lean;
+  if (url->is_https() && lean)
+    return fail(Error::config("https is not supported by the lean engine yet; use --engine client or an http:// URL"));
+  if (!lean && (o.stream || o.pipeline > 1 || o.backend != Backend::automatic))
+    return fail(Error::config("--engine client does not take --stream, --pipeline or --backend"));
   if (o.connections == 0) return fail(Error::config("-c must be at least 1"));
   if (o.threads == 0) return fail(Error::config("-t must be at least 1"));
   if (o.pipeline == 0) return fail(Error::config("--pipeline must be at least 1"));
@@ -207,9 +217,21 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   unsigned most = *std::max_element(connection_points.begin(), connection_points.end());
   if (auto ok = ensure_descriptor_limit(most + 64); !ok) return fail(ok.error());
 
+  if (!lean) {
+    auto request = build_request(o);
+    if (!request) return fail(request.error());
+    for (unsigned c : connection_points) {
+      for (double rate : rate_points) {
+        auto point = run_client_point(o, *request, c, rate, progress);
+        if (!point) return fail(point.error());
+        result.points.push_back(std::move(*point));
+      }
+    }
+    return result;
+  }
   auto endpoint = resolve(*url);
   if (!endpoint) return fail(endpoint.error());
-  auto request = serialize(o, *url);
+  auto request = serialize(o);
   if (!request) return fail(request.error());
 
   Plan base;

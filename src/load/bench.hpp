@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <errand/core/error.hpp>
+#include <errand/http/message.hpp>
 
 #include "load/engine.hpp"
 
@@ -30,6 +31,13 @@ struct BenchOptions {
   double rate = 0;          // requests/s in total; 0: closed model
   bool close_each = false;  // --close
   bool stream = false;      // --stream
+  enum class Engine { lean, client };
+  Engine engine = Engine::lean;  // --engine: the lean loop, or the errand http::Client
+  // https (client engine): verification is on unless insecure; sessions are resumed only with
+  // tls_resume, so --close measures full handshakes by default.
+  bool insecure = false;
+  std::string ca_file;
+  bool tls_resume = false;
   unsigned pipeline = 1;
   Backend backend = Backend::automatic;
   // --sweep: "c=1,10,50" or "rate=100,200": the run is repeated for each value.
@@ -44,6 +52,7 @@ struct RunPoint {
   double elapsed_s = 0;   // measurement start to its last response
   double cpu_s = 0;       // user + system CPU of the process during the run
   long max_rss_kib = 0;   // peak resident set of the process so far
+  double allocations_per_request = -1;  // --engine client: operator new calls per request
 };
 
 struct BenchResult {
@@ -55,6 +64,17 @@ struct BenchResult {
 // Called about once a second from the main thread while a run is going: elapsed seconds,
 // responses so far (warm-up included), failures so far.
 using Progress = std::function<void(double elapsed_s, std::uint64_t responses, std::uint64_t errors)>;
+
+// User + system CPU seconds of this process so far; its peak resident set in KiB.
+double process_cpu_seconds();
+long process_max_rss_kib();
+
+// The request the options describe (method, URL, headers, body, Connection: close).
+Result<http::Request> build_request(const BenchOptions& options);
+
+// --engine client: one run through errand's http::Client (client_engine.cpp).
+Result<RunPoint> run_client_point(const BenchOptions& options, const http::Request& request, unsigned connections,
+                                  double rate, const Progress& progress);
 
 // Errors: config (bad URL, header, sweep, file; https with the lean engine; too many
 // connections for the descriptor limit), dns. Failures of requests are in the result.

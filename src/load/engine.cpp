@@ -45,6 +45,8 @@ void Tally::merge(const Tally& o) {
   for (std::size_t i = 0; i < timeouts_by_phase.size(); ++i) timeouts_by_phase[i] += o.timeouts_by_phase[i];
   if (first_error.empty()) first_error = o.first_error;
   connections_opened += o.connections_opened;
+  tls_full += o.tls_full;
+  tls_resumed += o.tls_resumed;
   reused_requests += o.reused_requests;
   if (per_second.size() < o.per_second.size()) per_second.resize(o.per_second.size());
   for (std::size_t i = 0; i < o.per_second.size(); ++i) per_second[i] += o.per_second[i];

@@ -80,6 +80,8 @@ struct Tally {
   Histogram event_gap;    // between consecutive events of one response
   std::uint64_t events = 0;
   std::uint64_t streams_cut = 0;  // still streaming when the measurement ended (not errors)
+  std::uint64_t tls_full = 0;     // TLS handshakes (--engine client)
+  std::uint64_t tls_resumed = 0;
   std::uint64_t connections_opened = 0;
   std::uint64_t reused_requests = 0;  // responses on a connection that had served one before
   std::vector<std::uint64_t> per_second;  // measured responses completed in each second

@@ -88,11 +88,12 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["error_rate"] = error_rate(t);
   if (!t.first_error.empty()) j["first_error"] = t.first_error;
   j["reuse_rate"] = round3(t.requests ? static_cast<double>(t.reused_requests) / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
-  j["tls"] = {{"full", 0}, {"resumed", 0}};
+  j["tls"] = {{"full", t.tls_full}, {"resumed", t.tls_resumed}};
   j["per_second"] = t.per_second;
   j["cpu_s"] = round3(p.cpu_s);
   j["cpu_us_per_request"] = round3(t.requests + t.warmup_requests ? p.cpu_s * 1e6 / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
   j["max_rss_kib"] = p.max_rss_kib;
+  if (p.allocations_per_request >= 0) j["allocations_per_request"] = round3(p.allocations_per_request);
   return j;
 }
 
@@ -117,7 +118,8 @@ std::string mode_text(const BenchResult& r, const RunPoint& p) {
   if (r.options.stream) mode += ", streams";
   if (r.options.pipeline > 1) mode += fmt::format(", pipeline {}", r.options.pipeline);
   mode += p.rate > 0 ? fmt::format(", open model at {} req/s", p.rate) : ", closed model";
-  mode += ", " + std::string(to_string(p.tally.backend));
+  if (r.options.engine == BenchOptions::Engine::client) mode += ", errand Client engine";
+  else mode += ", " + std::string(to_string(p.tally.backend));
   return mode;
 }
 
@@ -165,8 +167,11 @@ std::string point_text(const BenchResult& r, const RunPoint& p) {
   std::uint64_t served = t.requests + t.warmup_requests;
   out += fmt::format("Connections:  {} opened, {:.2f}% of requests on a reused connection\n", t.connections_opened,
                      served ? 100.0 * static_cast<double>(t.reused_requests) / static_cast<double>(served) : 0.0);
-  out += fmt::format("Generator:    {:.2f}s CPU ({:.2f}us per request), max RSS {}\n", p.cpu_s,
+  if (t.tls_full + t.tls_resumed) out += fmt::format("TLS:          {} full handshakes, {} resumed\n", t.tls_full, t.tls_resumed);
+  out += fmt::format("Generator:    {:.2f}s CPU ({:.2f}us per request), max RSS {}", p.cpu_s,
                      served ? p.cpu_s * 1e6 / static_cast<double>(served) : 0.0, human_bytes(static_cast<double>(p.max_rss_kib) * 1024));
+  if (p.allocations_per_request >= 0) out += fmt::format(", {:.1f} allocations per request", p.allocations_per_request);
+  out += "\n";
   return out;
 }
 
@@ -180,8 +185,9 @@ std::string describe(const BenchOptions& o) {
 nlohmann::ordered_json to_json(const BenchResult& r) {
   nlohmann::ordered_json j;
   j["url"] = r.options.url;
-  j["engine"] = "lean";
-  j["backend"] = r.points.empty() ? "auto" : std::string(to_string(r.points.back().tally.backend));
+  bool client = r.options.engine == BenchOptions::Engine::client;
+  j["engine"] = client ? "client" : "lean";
+  j["backend"] = client ? "asio" : r.points.empty() ? "auto" : std::string(to_string(r.points.back().tally.backend));
   j["model"] = r.options.rate > 0 || r.sweep_key == "rate" ? "open" : "closed";
   j["mode"] = r.options.close_each ? "close" : "keep-alive";
   j["pipeline"] = r.options.pipeline;

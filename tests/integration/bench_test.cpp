@@ -293,6 +293,79 @@ TEST_P(BenchTest, ChunksAreTheEventsOfAChunkedStream) {
 INSTANTIATE_TEST_SUITE_P(Backends, BenchTest, ::testing::Values(Backend::io_uring, Backend::epoll),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
+// --engine client: the same counting through errand's http::Client.
+class ClientEngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { nginx_ = new testing::Nginx(); }
+  static void TearDownTestSuite() { delete nginx_; }
+  static BenchOptions options(const std::string& url) {
+    BenchOptions o;
+    o.url = url;
+    o.engine = BenchOptions::Engine::client;
+    o.connections = 4;
+    o.threads = 2;
+    o.timeout = 5s;
+    o.ca_file = nginx_->cert_file();
+    return o;
+  }
+  static testing::Nginx* nginx_;
+};
+testing::Nginx* ClientEngineTest::nginx_ = nullptr;
+
+TEST_F(ClientEngineTest, CountsExactlyWhatNginxLoggedAndCountsAllocations) {
+  auto o = options(nginx_->url("/client-engine"));
+  o.requests = 600;
+  auto r = run_bench(o);
+  ASSERT_TRUE(r) << r.error().describe();
+  const RunPoint& p = r->points.back();
+  EXPECT_EQ(p.tally.requests, 600u);
+  EXPECT_EQ(p.tally.status[404], 600u);
+  EXPECT_EQ(p.tally.connections_opened, 4u);
+  EXPECT_GT(p.allocations_per_request, 1.0);  // a Request copy, a Response, its headers...
+  EXPECT_LT(p.allocations_per_request, 100.0);
+  std::this_thread::sleep_for(100ms);
+  std::size_t logged = 0;
+  for (const auto& line : nginx_->access_log()) logged += line.find(" /client-engine") != std::string::npos;
+  EXPECT_EQ(logged, 600u);
+  auto j = to_json(*r);
+  EXPECT_EQ(j["engine"], "client");
+  EXPECT_TRUE(j.contains("allocations_per_request"));
+}
+
+TEST_F(ClientEngineTest, HttpsCountsFullAndResumedHandshakes) {
+  auto o = options(nginx_->tls_url("/"));
+  o.requests = 40;
+  o.close_each = true;
+  auto full = run_bench(o);
+  ASSERT_TRUE(full) << full.error().describe();
+  EXPECT_EQ(full->points.back().tally.requests, 40u) << full->points.back().tally.first_error;
+  EXPECT_EQ(full->points.back().tally.tls_full, 40u);
+  EXPECT_EQ(full->points.back().tally.tls_resumed, 0u);
+  o.tls_resume = true;
+  auto resumed = run_bench(o);
+  ASSERT_TRUE(resumed) << resumed.error().describe();
+  const Tally& t = resumed->points.back().tally;
+  EXPECT_EQ(t.requests, 40u) << t.first_error;
+  EXPECT_EQ(t.tls_full + t.tls_resumed, 40u);
+  EXPECT_GE(t.tls_resumed, 30u);  // the first connection of each pool slot may handshake in full
+  auto j = to_json(*resumed);
+  EXPECT_EQ(j["tls"]["resumed"], t.tls_resumed);
+}
+
+TEST_F(ClientEngineTest, ErrorsKeepTheirKind) {
+  auto o = options("http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");
+  o.requests = 10;
+  auto r = run_bench(o);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->points.back().tally.errors[static_cast<std::size_t>(ErrorKind::connect)], 10u);
+  o = options(nginx_->tls_url("/"));
+  o.ca_file.clear();  // nginx's certificate is self-signed: verification fails
+  o.requests = 4;
+  r = run_bench(o);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->points.back().tally.errors[static_cast<std::size_t>(ErrorKind::tls)], 4u) << r->points.back().tally.first_error;
+}
+
 TEST(BenchOptionsTest, BadInputIsAConfigErrorBeforeAnyTraffic) {
   auto check = [](BenchOptions o, const std::string& fragment) {
     auto r = run_bench(o);
