@@ -17,6 +17,7 @@
 #include <errand/http/message.hpp>
 
 #include "http/h1/serialize.hpp"
+#include "load/tls_session.hpp"
 
 namespace errand::load {
 namespace {
@@ -182,8 +183,6 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   auto url = http::Url::parse(o.url);
   if (!url) return fail(url.error());
   bool lean = o.engine == BenchOptions::Engine::lean;
-  if (url->is_https() && lean)
-    return fail(Error::config("https is not supported by the lean engine yet; use --engine client or an http:// URL"));
   if (!lean && (o.stream || o.pipeline > 1 || o.backend != Backend::automatic))
     return fail(Error::config("--engine client does not take --stream, --pipeline or --backend"));
   if (o.connections == 0) return fail(Error::config("-c must be at least 1"));
@@ -245,6 +244,13 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   base.duration = o.requests > 0 ? std::chrono::nanoseconds(0) : o.duration;
   base.timeout = o.timeout;
   base.backend = o.backend;
+  if (url->is_https()) {
+    auto tls = TlsClient::create(o.insecure, o.ca_file, o.tls_resume);
+    if (!tls) return fail(tls.error());
+    base.tls = std::move(*tls);
+    base.host = url->host();
+    base.origin = url->origin();
+  }
 
   for (unsigned c : connection_points) {
     for (double rate : rate_points) {

@@ -16,6 +16,7 @@
 #include <queue>
 
 #include "load/framer.hpp"
+#include "load/tls_session.hpp"
 
 namespace errand::load {
 
@@ -47,6 +48,8 @@ void Tally::merge(const Tally& o) {
   connections_opened += o.connections_opened;
   tls_full += o.tls_full;
   tls_resumed += o.tls_resumed;
+  tls_full_time.merge(o.tls_full_time);
+  tls_resumed_time.merge(o.tls_resumed_time);
   reused_requests += o.reused_requests;
   if (per_second.size() < o.per_second.size()) per_second.resize(o.per_second.size());
   for (std::size_t i = 0; i < o.per_second.size(); ++i) per_second[i] += o.per_second[i];
@@ -69,6 +72,7 @@ std::uint64_t now_ns() noexcept {
 }
 
 constexpr std::size_t receive_buffer_size = 8192;
+constexpr std::size_t plain_size = 16384;  // one TLS record
 constexpr std::uint64_t never = ~0ull;
 
 // --stream: finds the events of one response as the framer hands out its body.
@@ -153,6 +157,10 @@ struct Conn {
   ResponseFramer framer;
   std::unique_ptr<char[]> buffer;
   std::unique_ptr<StreamWatch> watch;  // --stream only
+  std::unique_ptr<TlsSession> tls;     // https only
+  bool handshaking = false;
+  std::uint64_t handshake_started = 0;
+  std::unique_ptr<char[]> plain;       // https: decrypted bytes
 };
 
 enum Op : std::uint64_t { op_connect = 1, op_send = 2, op_recv = 3 };
@@ -244,6 +252,10 @@ class Engine {
     c.state = Conn::State::open;
     ++tally_.connections_opened;
     if (c.measured) tally_.connect_time.record(now - c.connect_started);
+    if (plan_.tls) {
+      start_tls(i, now);
+      return;
+    }
     send_batch(i, now);
   }
 
@@ -258,36 +270,76 @@ class Engine {
       return;
     }
     if (n < 0) {
-      count_failure(c, ErrorKind::io, Phase::read, std::strerror(static_cast<int>(-n)));
+      count_failure(c, ErrorKind::io, c.handshaking ? Phase::tls : Phase::read, std::strerror(static_cast<int>(-n)));
       restart(i, now);
       return;
     }
     if (n == 0) {
-      if (c.batch == 0) {  // the server closed an idle connection
+      end_of_connection(i, now);
+      return;
+    }
+    tally_.bytes += static_cast<std::uint64_t>(n);
+    c.active_at = now;
+    if (!c.tls) {
+      if (frame(i, data, static_cast<std::size_t>(n), now)) after_data(i, now);
+      return;
+    }
+    c.tls->feed(data, static_cast<std::size_t>(n));
+    if (c.handshaking) {
+      advance_handshake(i, now);
+      return;
+    }
+    while (true) {
+      long got = c.tls->read(c.plain.get(), plain_size);
+      if (got == 0) break;
+      if (got == -1) {
+        count_failure(c, ErrorKind::tls, Phase::read, c.tls->failure().c_str());
         restart(i, now);
         return;
       }
+      if (got == -2) {  // close_notify: the end of the connection
+        end_of_connection(i, now);
+        return;
+      }
+      if (!frame(i, c.plain.get(), static_cast<std::size_t>(got), now)) return;
+    }
+    after_data(i, now);
+  }
+
+  void on_send_failed(std::uint32_t i, int error) {
+    Conn& c = conns_[i];
+    if (c.failed) return;
+    count_failure(c, ErrorKind::io, Phase::write, std::strerror(error));
+    tear_down(i);
+  }
+
+  // The peer closed (FIN, or a TLS close_notify).
+  void end_of_connection(std::uint32_t i, std::uint64_t now) {
+    Conn& c = conns_[i];
+    if (c.handshaking) {
+      count_failure(c, ErrorKind::tls, Phase::tls, "the server closed the connection during the TLS handshake");
+    } else if (c.batch > 0) {
       if (c.framer.feed_eof() == ResponseFramer::Status::done) {
         complete(c, now);
       } else {
         count_failure(c, ErrorKind::io, c.framer.started() ? Phase::read : Phase::first_byte, c.framer.error());
       }
-      restart(i, now);
-      return;
-    }
-    tally_.bytes += static_cast<std::uint64_t>(n);
+    }  // else: the server closed an idle connection
+    restart(i, now);
+  }
+
+  // Frames response bytes; false when the connection was given up (failed or closed).
+  bool frame(std::uint32_t i, const char* p, std::size_t left, std::uint64_t now) {
+    Conn& c = conns_[i];
     if (plan_.stream) {
       now_ = now;
-      c.active_at = now;
-      if (!c.framer.started() && c.measured) tally_.first_byte.record(now - c.sent_at);
+      if (!c.framer.started() && c.measured && c.batch > 0) tally_.first_byte.record(now - c.sent_at);
     }
-    const char* p = data;
-    std::size_t left = static_cast<std::size_t>(n);
     while (left > 0) {
       if (c.batch == 0) {
         count_failure(c, ErrorKind::protocol, Phase::read, "bytes after the response");
         restart(i, now);
-        return;
+        return false;
       }
       std::size_t used = 0;
       auto status = c.framer.feed(p, left, used);
@@ -296,7 +348,7 @@ class Engine {
       if (status == ResponseFramer::Status::error) {
         count_failure(c, ErrorKind::protocol, Phase::read, c.framer.error());
         restart(i, now);
-        return;
+        return false;
       }
       if (status == ResponseFramer::Status::need_more) break;
       bool keep_alive = c.framer.keep_alive();
@@ -304,9 +356,15 @@ class Engine {
       if (!keep_alive) {
         if (c.batch > 0) count_failure(c, ErrorKind::io, Phase::first_byte, "the server closed a pipelined connection");
         restart(i, now);
-        return;
+        return false;
       }
     }
+    return true;
+  }
+
+  // All received bytes are framed: wait for more, or go on with the next request.
+  void after_data(std::uint32_t i, std::uint64_t now) {
+    Conn& c = conns_[i];
     if (c.batch > 0) {
       receive(i);
       return;
@@ -316,13 +374,6 @@ class Engine {
       return;
     }
     next_request(i, now);
-  }
-
-  void on_send_failed(std::uint32_t i, int error) {
-    Conn& c = conns_[i];
-    if (c.failed) return;
-    count_failure(c, ErrorKind::io, Phase::write, std::strerror(error));
-    tear_down(i);
   }
 
   // epoll: the socket became readable while no response was expected (the server closed an
@@ -442,12 +493,60 @@ class Engine {
     c.framer.reset(plan_.head_request);
     if (c.watch) c.watch->begin(now, c.measured);
     std::string_view bytes(batch_bytes_.data(), plan_.request.size() * c.batch);
+    if (c.tls) {
+      c.tls->write(bytes);
+      bytes = c.tls->take_output();
+    }
     if (int error = io_.send(i, c, bytes); error != 0) {
       count_failure(c, ErrorKind::io, Phase::write, std::strerror(error));
       restart(i, now);
       return;
     }
     receive(i);
+  }
+
+  void start_tls(std::uint32_t i, std::uint64_t now) {
+    Conn& c = conns_[i];
+    auto session = TlsSession::start(*plan_.tls, plan_.host, plan_.origin);
+    if (!session) {
+      count_failure(c, ErrorKind::tls, Phase::tls, session.error().message().c_str());
+      restart(i, now);
+      return;
+    }
+    c.tls = std::move(*session);
+    if (!c.plain) c.plain = std::make_unique<char[]>(plain_size);
+    c.handshaking = true;
+    c.handshake_started = now;
+    c.active_at = now;
+    advance_handshake(i, now);
+  }
+
+  void advance_handshake(std::uint32_t i, std::uint64_t now) {
+    Conn& c = conns_[i];
+    auto state = c.tls->handshake();
+    if (state == TlsSession::Handshake::failed) {
+      count_failure(c, ErrorKind::tls, Phase::tls, c.tls->failure().c_str());
+      restart(i, now);
+      return;
+    }
+    if (std::string_view out = c.tls->take_output(); !out.empty()) {
+      if (int error = io_.send(i, c, out); error != 0) {
+        count_failure(c, ErrorKind::io, Phase::tls, std::strerror(error));
+        restart(i, now);
+        return;
+      }
+    }
+    if (state == TlsSession::Handshake::in_progress) {
+      receive(i);
+      return;
+    }
+    c.handshaking = false;
+    if (c.measured) {
+      bool resumed = c.tls->resumed();
+      (resumed ? tally_.tls_resumed : tally_.tls_full) += 1;
+      (resumed ? tally_.tls_resumed_time : tally_.tls_full_time).record(now - c.handshake_started);
+    }
+    send_batch(i, now);
   }
 
   void receive(std::uint32_t i) {
@@ -540,6 +639,8 @@ class Engine {
 
   void close_socket(std::uint32_t i) {
     Conn& c = conns_[i];
+    c.tls.reset();
+    c.handshaking = false;
     io_.close(i, c);
     c.fd = -1;
     c.receiving = false;
@@ -566,9 +667,9 @@ class Engine {
       if (c.state == Conn::State::connecting && now - c.connect_started > limit) {
         count_failure(c, ErrorKind::timeout, Phase::connect, "no connection within the timeout");
         tear_down(i);
-      } else if (c.state == Conn::State::open && c.batch > 0 && now - c.active_at > limit) {
-        count_failure(c, ErrorKind::timeout, c.framer.started() ? Phase::read : Phase::first_byte,
-                      "no complete response within the timeout");
+      } else if (c.state == Conn::State::open && (c.batch > 0 || c.handshaking) && now - c.active_at > limit) {
+        Phase phase = c.handshaking ? Phase::tls : c.framer.started() ? Phase::read : Phase::first_byte;
+        count_failure(c, ErrorKind::timeout, phase, "no complete response within the timeout");
         tear_down(i);
       }
     }

@@ -20,12 +20,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <errand/core/error.hpp>
 
 #include "load/histogram.hpp"
+
+namespace errand::load {
+class TlsClient;
+}
 
 namespace errand::load {
 
@@ -40,6 +45,9 @@ struct Endpoint {
 
 struct Plan {
   Endpoint endpoint;
+  std::shared_ptr<TlsClient> tls;  // https: set; host for SNI and name checks, origin for sessions
+  std::string host;
+  std::string origin;
   std::string request;          // one request, serialized (head and body)
   bool head_request = false;    // the responses have no body
   bool close_each = false;      // --close: a new connection per request
@@ -80,8 +88,10 @@ struct Tally {
   Histogram event_gap;    // between consecutive events of one response
   std::uint64_t events = 0;
   std::uint64_t streams_cut = 0;  // still streaming when the measurement ended (not errors)
-  std::uint64_t tls_full = 0;     // TLS handshakes (--engine client)
+  std::uint64_t tls_full = 0;     // TLS handshakes of measured connections
   std::uint64_t tls_resumed = 0;
+  Histogram tls_full_time;       // lean engine: handshake durations
+  Histogram tls_resumed_time;
   std::uint64_t connections_opened = 0;
   std::uint64_t reused_requests = 0;  // responses on a connection that had served one before
   std::vector<std::uint64_t> per_second;  // measured responses completed in each second

@@ -89,6 +89,8 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   if (!t.first_error.empty()) j["first_error"] = t.first_error;
   j["reuse_rate"] = round3(t.requests ? static_cast<double>(t.reused_requests) / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
   j["tls"] = {{"full", t.tls_full}, {"resumed", t.tls_resumed}};
+  if (t.tls_full_time.count()) j["tls"]["full_us"] = latency_json(t.tls_full_time);
+  if (t.tls_resumed_time.count()) j["tls"]["resumed_us"] = latency_json(t.tls_resumed_time);
   j["per_second"] = t.per_second;
   j["cpu_s"] = round3(p.cpu_s);
   j["cpu_us_per_request"] = round3(t.requests + t.warmup_requests ? p.cpu_s * 1e6 / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
@@ -167,7 +169,11 @@ std::string point_text(const BenchResult& r, const RunPoint& p) {
   std::uint64_t served = t.requests + t.warmup_requests;
   out += fmt::format("Connections:  {} opened, {:.2f}% of requests on a reused connection\n", t.connections_opened,
                      served ? 100.0 * static_cast<double>(t.reused_requests) / static_cast<double>(served) : 0.0);
-  if (t.tls_full + t.tls_resumed) out += fmt::format("TLS:          {} full handshakes, {} resumed\n", t.tls_full, t.tls_resumed);
+  if (t.tls_full + t.tls_resumed) {
+    out += fmt::format("TLS:          {} full handshakes, {} resumed\n", t.tls_full, t.tls_resumed);
+    if (t.tls_full_time.count()) latency_block(out, "Full handshake", t.tls_full_time);
+    if (t.tls_resumed_time.count()) latency_block(out, "Resumed handshake", t.tls_resumed_time);
+  }
   out += fmt::format("Generator:    {:.2f}s CPU ({:.2f}us per request), max RSS {}", p.cpu_s,
                      served ? p.cpu_s * 1e6 / static_cast<double>(served) : 0.0, human_bytes(static_cast<double>(p.max_rss_kib) * 1024));
   if (p.allocations_per_request >= 0) out += fmt::format(", {:.1f} allocations per request", p.allocations_per_request);

@@ -102,7 +102,11 @@ Result<std::shared_ptr<ClientContext>> ClientContext::create(const ClientConfig&
 }
 
 Result<bool> ClientContext::prepare(Stream& stream, const std::string& host, const std::string& origin) {
-  SSL* ssl = stream.native_handle();
+  return prepare(static_cast<void*>(stream.native_handle()), host, origin);
+}
+
+Result<bool> ClientContext::prepare(void* handle, const std::string& host, const std::string& origin) {
+  SSL* ssl = static_cast<SSL*>(handle);
   boost::system::error_code ec;
   auto address = boost::asio::ip::make_address(host, ec);
   bool is_ip = !ec;
@@ -137,11 +141,7 @@ Result<bool> ClientContext::prepare(Stream& stream, const std::string& host, con
 
 std::string ClientContext::describe_failure(Stream& stream, const boost::system::error_code& ec) const {
   SSL* ssl = stream.native_handle();
-  long verify = SSL_get_verify_result(ssl);
-  if (verify != X509_V_OK && !config_.insecure) {
-    ERR_clear_error();
-    return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
-  }
+  if (SSL_get_verify_result(ssl) != X509_V_OK && !config_.insecure) return describe_failure(static_cast<void*>(ssl));
   std::string reason = openssl_reason();
   if (ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated)
     return "the server closed the connection during the TLS handshake";
@@ -149,6 +149,19 @@ std::string ClientContext::describe_failure(Stream& stream, const boost::system:
   return ec.message();
 }
 
-bool ClientContext::session_reused(Stream& stream) { return SSL_session_reused(stream.native_handle()) == 1; }
+std::string ClientContext::describe_failure(void* handle) const {
+  SSL* ssl = static_cast<SSL*>(handle);
+  long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK && !config_.insecure) {
+    ERR_clear_error();
+    return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+  }
+  std::string reason = openssl_reason();
+  return reason.empty() ? "TLS handshake failed" : reason;
+}
+
+bool ClientContext::session_reused(Stream& stream) { return session_reused(static_cast<void*>(stream.native_handle())); }
+bool ClientContext::session_reused(void* ssl) { return SSL_session_reused(static_cast<SSL*>(ssl)) == 1; }
+void* ClientContext::native_context() noexcept { return context_.native_handle(); }
 
 }  // namespace errand::tls

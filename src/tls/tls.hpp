@@ -63,12 +63,17 @@ class ClientContext {
   // Prepares a new stream for `host` (SNI unless an IP literal, certificate name or IP check,
   // ALPN, cached session for `origin`). Returns whether a cached session was offered.
   Result<bool> prepare(Stream& stream, const std::string& host, const std::string& origin);
+  // The same for a bare SSL object (an `SSL*`, e.g. over memory BIOs in the load generator).
+  Result<bool> prepare(void* ssl, const std::string& host, const std::string& origin);
 
   // Describes a failed handshake: the verification failure when there is one
   // ("certificate verify failed: self-signed certificate"), else OpenSSL's reason.
   std::string describe_failure(Stream& stream, const boost::system::error_code& ec) const;
+  std::string describe_failure(void* ssl) const;  // an `SSL*`
 
   static bool session_reused(Stream& stream);
+  static bool session_reused(void* ssl);  // an `SSL*`
+  void* native_context() noexcept;       // the `SSL_CTX*`
 
   explicit ClientContext(const ClientConfig& config);
 

@@ -290,6 +290,51 @@ TEST_P(BenchTest, ChunksAreTheEventsOfAChunkedStream) {
   EXPECT_GE(static_cast<double>(t.latency.min()) / 1e6, 80.0);  // a stream's latency is its whole length
 }
 
+TEST_P(BenchTest, HttpsKeepsOneHandshakePerConnection) {
+  auto o = options(nginx_->tls_url("/"));
+  o.ca_file = nginx_->cert_file();
+  o.requests = 200;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.requests, 200u) << t.first_error;
+  EXPECT_EQ(t.status[200], 200u);
+  EXPECT_EQ(t.tls_full, 4u);
+  EXPECT_EQ(t.tls_resumed, 0u);
+  EXPECT_EQ(t.tls_full_time.count(), 4u);
+}
+
+TEST_P(BenchTest, HttpsCloseHandshakesInFullUnlessResumptionIsAsked) {
+  auto o = options(nginx_->tls_url("/"));
+  o.ca_file = nginx_->cert_file();
+  o.requests = 60;
+  o.close_each = true;
+  auto full = run(o);
+  const Tally& f = full.points.back().tally;
+  EXPECT_EQ(f.requests, 60u) << f.first_error;
+  EXPECT_EQ(f.tls_full, 60u);
+  EXPECT_EQ(f.tls_resumed, 0u);
+  o.tls_resume = true;
+  auto resumed = run(o);
+  const Tally& t = resumed.points.back().tally;
+  EXPECT_EQ(t.requests, 60u) << t.first_error;
+  EXPECT_EQ(t.tls_full + t.tls_resumed, 60u);
+  EXPECT_GE(t.tls_resumed, 30u);  // connections that start before a ticket has arrived handshake in full
+  EXPECT_EQ(t.tls_resumed_time.count(), t.tls_resumed);
+}
+
+TEST_P(BenchTest, AnUntrustedCertificateIsATlsError) {
+  auto o = options(nginx_->tls_url("/"));  // self-signed, and no --cacert
+  o.requests = 6;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.requests, 0u);
+  EXPECT_EQ(t.errors[static_cast<std::size_t>(ErrorKind::tls)], 6u);
+  EXPECT_NE(t.first_error.find("certificate verify failed"), std::string::npos) << t.first_error;
+  o.insecure = true;
+  auto insecure = run(o);
+  EXPECT_EQ(insecure.points.back().tally.requests, 6u) << insecure.points.back().tally.first_error;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BenchTest, ::testing::Values(Backend::io_uring, Backend::epoll),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
@@ -391,8 +436,9 @@ TEST(BenchOptionsTest, BadInputIsAConfigErrorBeforeAnyTraffic) {
   bad.sweep = "c=1,,2";
   check(bad, "positive number");
   bad = o;
-  bad.url = "https://127.0.0.1:9/";
-  check(bad, "https");
+  bad.engine = BenchOptions::Engine::client;
+  bad.pipeline = 2;
+  check(bad, "--engine client");
   bad = o;
   bad.body_file = "/nonexistent/body";
   check(bad, "--body-file");
