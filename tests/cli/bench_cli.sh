@@ -3,24 +3,10 @@
 # code, refusal of bad input, and the file-descriptor limit, against `errand target`.
 set -u
 bin=$1
-passed=0; failed=0
-check() {  # description, command (evaluated)...
-  local what=$1; shift
-  if eval "$@"; then passed=$((passed+1)); else failed=$((failed+1)); echo "FAIL: $what"; fi
-}
-jget() { python3 -c 'import json,sys
-d=json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    d = d.get(k) if isinstance(d, dict) else None
-print("" if d is None else d)' "$1"; }
-
-log=$(mktemp); err=$(mktemp)
-"$bin" target --listen 127.0.0.1:0 >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log" "$err"' EXIT
-for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.05; done
-T=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$log" | head -1)
-[ -n "$T" ] || { echo "FAIL: target did not start: $(cat "$log")"; exit 1; }
+. "$(dirname "$0")/lib/common.sh"
+err=$(mktemp)
+start_target "$bin"
+trap 'stop_target; rm -f "$err"' EXIT
 
 out=$("$bin" bench "$T/ok" -c 4 -t 1 -n 500 --json -q); rc=$?
 check "json: exit 0" '[ $rc -eq 0 ]'
@@ -51,6 +37,16 @@ check "bad URL: exit 2" '[ $rc -eq 2 ]'
 check "bad header: exit 2" '[ $rc -eq 2 ] && grep -q "Name: value" "$err"'
 "$bin" bench "http://no-such-host.invalid/" -n 5 >/dev/null 2>"$err"; rc=$?
 check "unresolvable host: exit 6" '[ $rc -eq 6 ]'
+
+# Live progress: on a terminal (script(1) gives it one), not with -q, never on a pipe.
+if command -v script >/dev/null; then
+  live=$(script -qc "\"$bin\" bench \"$T/ok\" -c 2 -t 1 -d 2.3s" /dev/null | tr '\r' '\n')
+  check "progress: a line per second on a terminal" '[ "$(echo "$live" | grep -cE "[0-9]+ responses +[0-9]+ req/s +[0-9]+ errors")" -ge 2 ]'
+  quiet=$(script -qc "\"$bin\" bench \"$T/ok\" -c 2 -t 1 -d 1.3s -q" /dev/null)
+  check "progress: -q silences it" '! echo "$quiet" | grep -q "responses"'
+fi
+piped=$("$bin" bench "$T/ok" -c 2 -t 1 -d 1.3s 2>&1 | cat)
+check "progress: nothing when not a terminal" '! echo "$piped" | grep -q " responses "'
 
 # --html: a self-contained page whose charts a real browser draws with data.
 html=$(mktemp --suffix=.html); sweep_html=$(mktemp --suffix=.html)

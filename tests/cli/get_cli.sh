@@ -3,24 +3,10 @@
 # refusal of bad input, against `errand target` on loopback.
 set -u
 bin=$1
-passed=0; failed=0
-check() {  # description, command (evaluated)...
-  local what=$1; shift
-  if eval "$@"; then passed=$((passed+1)); else failed=$((failed+1)); echo "FAIL: $what"; fi
-}
-jget() { python3 -c 'import json,sys
-d=json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    d = d.get(k) if isinstance(d, dict) else None
-print("" if d is None else d)' "$1"; }
-
-log=$(mktemp); tmp=$(mktemp -d)
-"$bin" target --listen 127.0.0.1:0 >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$log" "$tmp"' EXIT
-for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.05; done
-T=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$log" | head -1)
-[ -n "$T" ] || { echo "FAIL: target did not start: $(cat "$log")"; exit 1; }
+. "$(dirname "$0")/lib/common.sh"
+tmp=$(mktemp -d)
+start_target "$bin"
+trap 'stop_target; rm -rf "$tmp"' EXIT
 
 out=$("$bin" get "$T/ok" --json); rc=$?
 check "ok: exit 0" '[ $rc -eq 0 ]'
