@@ -80,6 +80,8 @@ asio::awaitable<void> connection_loop(Shared& s, Tally& tally, std::atomic<std::
     std::uint64_t second = ns(done - s.measure_start) / 1'000'000'000ull;
     if (second >= tally.per_second.size()) tally.per_second.resize(second + 1);
     ++tally.per_second[second];
+    if (second >= tally.per_second_bytes.size()) tally.per_second_bytes.resize(second + 1);
+    tally.per_second_bytes[second] += response->body.size();
     tally.measured = std::max(tally.measured, std::chrono::nanoseconds(done - s.measure_start));
   }
 }

@@ -53,6 +53,8 @@ void Tally::merge(const Tally& o) {
   reused_requests += o.reused_requests;
   if (per_second.size() < o.per_second.size()) per_second.resize(o.per_second.size());
   for (std::size_t i = 0; i < o.per_second.size(); ++i) per_second[i] += o.per_second[i];
+  if (per_second_bytes.size() < o.per_second_bytes.size()) per_second_bytes.resize(o.per_second_bytes.size());
+  for (std::size_t i = 0; i < o.per_second_bytes.size(); ++i) per_second_bytes[i] += o.per_second_bytes[i];
   measured = std::max(measured, o.measured);
   if (backend == Backend::automatic) backend = o.backend;
 }
@@ -279,6 +281,11 @@ class Engine {
       return;
     }
     tally_.bytes += static_cast<std::uint64_t>(n);
+    if (now >= measure_start_) {
+      std::uint64_t second = (now - measure_start_) / 1'000'000'000ull;
+      if (second >= tally_.per_second_bytes.size()) tally_.per_second_bytes.resize(second + 1);
+      tally_.per_second_bytes[second] += static_cast<std::uint64_t>(n);
+    }
     c.active_at = now;
     if (!c.tls) {
       if (frame(i, data, static_cast<std::size_t>(n), now)) after_data(i, now);

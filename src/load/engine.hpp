@@ -95,6 +95,7 @@ struct Tally {
   std::uint64_t connections_opened = 0;
   std::uint64_t reused_requests = 0;  // responses on a connection that had served one before
   std::vector<std::uint64_t> per_second;  // measured responses completed in each second
+  std::vector<std::uint64_t> per_second_bytes;  // bytes received in each second of the measurement
   std::chrono::nanoseconds measured{0};   // measurement start to the last measured response
   Backend backend = Backend::automatic;
 

@@ -92,6 +92,7 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   if (t.tls_full_time.count()) j["tls"]["full_us"] = latency_json(t.tls_full_time);
   if (t.tls_resumed_time.count()) j["tls"]["resumed_us"] = latency_json(t.tls_resumed_time);
   j["per_second"] = t.per_second;
+  j["per_second_bytes"] = t.per_second_bytes;
   j["cpu_s"] = round3(p.cpu_s);
   j["cpu_us_per_request"] = round3(t.requests + t.warmup_requests ? p.cpu_s * 1e6 / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
   j["max_rss_kib"] = p.max_rss_kib;

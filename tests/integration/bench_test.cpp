@@ -3,6 +3,7 @@
 // back ends. Runs are short and bounded by -n or -d.
 #include <gtest/gtest.h>
 
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -97,7 +98,11 @@ TEST_P(BenchTest, FixedRequestCountIsExactAcrossThreads) {
   o.requests = 1001;
   o.connections = 7;
   auto r = run(o);
-  EXPECT_EQ(r.points.back().tally.requests, 1001u);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.requests, 1001u);
+  // Without warm-up, the per-second series add up to the totals.
+  EXPECT_EQ(std::accumulate(t.per_second.begin(), t.per_second.end(), std::uint64_t{0}), 1001u);
+  EXPECT_EQ(std::accumulate(t.per_second_bytes.begin(), t.per_second_bytes.end(), std::uint64_t{0}), t.bytes);
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(nginx_logged(uri).first, 1001u);
 }
