@@ -1,16 +1,26 @@
 #include "load/framer.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 
 namespace errand::load {
 namespace {
 
-bool is_token_char(unsigned char c) noexcept {
-  // RFC 9110 tchar
-  if (c >= '0' && c <= '9') return true;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
+// Byte classes, looked up once per byte of a head.
+struct ByteClasses {
+  bool token[256] = {};       // RFC 9110 tchar
+  bool value_ok[256] = {};    // allowed in a field value or reason phrase (no CTL but HTAB; CR checked apart)
+  constexpr ByteClasses() {
+    for (int c = '0'; c <= '9'; ++c) token[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) token[c] = token[c - 32] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = true;
+    for (int c = 0; c < 256; ++c) value_ok[c] = (c >= 0x20 && c != 0x7f) || c == '\t' || c == '\r';
+  }
+};
+constexpr ByteClasses classes;
+
+bool is_token_char(unsigned char c) noexcept { return classes.token[c]; }
 
 char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -91,10 +101,21 @@ bool ResponseFramer::end_of_field() noexcept {
       saw_transfer_encoding_ = true;
       bool last_is_chunked = false;
       bool any = false;
+      bool valid = true;
       for_each_list_element(value_, value_len_, [&](const char* t, std::size_t n) {
         any = true;
-        last_is_chunked = iequals(t, n, "chunked");
+        // A coding is a token, optionally followed by ";" parameters.
+        std::size_t name = 0;
+        while (name < n && is_token_char(static_cast<unsigned char>(t[name]))) ++name;
+        std::size_t rest = name;
+        while (rest < n && (t[rest] == ' ' || t[rest] == '\t')) ++rest;
+        if (name == 0 || (rest < n && t[rest] != ';')) valid = false;
+        last_is_chunked = iequals(t, name, "chunked");
       });
+      if (!valid) {
+        fail("invalid Transfer-Encoding");
+        return false;
+      }
       // A later Transfer-Encoding field continues the list (RFC 9110 §5.3).
       if (any) chunked_ = last_is_chunked;
       return true;
@@ -190,13 +211,46 @@ ResponseFramer::Status ResponseFramer::feed(const char* data, std::size_t len, s
           const void* nl = std::memchr(data + i, '\n', len - i);
           std::size_t skip = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - (data + i)) : len - i;
           for (std::size_t k = 0; k < skip; ++k) {
-            unsigned char c = static_cast<unsigned char>(data[i + k]);
-            if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) return finish(fail("control character in the response head"));
+            if (!classes.value_ok[static_cast<unsigned char>(data[i + k])])
+              return finish(fail("control character in the response head"));
           }
           header_bytes_ += skip;
           i += skip;
           if (header_bytes_ > header_limit_) return finish(fail("response header exceeds the limit"));
           if (!nl) return finish(Status::need_more);
+        } else if (state_ == State::field_name) {
+          // The rest of the name in one loop; the byte after it is handled below.
+          // Locals, not members, in the loop: stores through char pointers may alias members,
+          // which would make the compiler reload and store them for every byte.
+          std::size_t k = i;
+          std::size_t n = name_len_;
+          while (k < len && classes.token[static_cast<unsigned char>(data[k])]) ++k;
+          for (std::size_t from = i; from < k && n < sizeof(name_); ++from) name_[n++] = data[from];
+          name_len_ = static_cast<std::uint8_t>(std::min<std::size_t>(name_len_ + (k - i), 255));
+          header_bytes_ += k - i;
+          i = k;
+          if (header_bytes_ > header_limit_) return finish(fail("response header exceeds the limit"));
+          if (i == len) return finish(Status::need_more);
+        } else if (state_ == State::field_value) {
+          // A value framing needs, copied up to its line end (bounded by value_).
+          std::size_t k = i;
+          std::size_t n = value_len_;  // a local for the same reason as above
+          while (k < len && data[k] != '\n') {
+            unsigned char c = static_cast<unsigned char>(data[k]);
+            if (!classes.value_ok[c]) return finish(fail("control character in the response head"));
+            if (n == 0 && (c == ' ' || c == '\t')) {
+              ++k;  // leading OWS
+              continue;
+            }
+            if (n == sizeof(value_)) return finish(fail("a framing header's value is too long"));
+            value_[n++] = static_cast<char>(c);
+            ++k;
+          }
+          value_len_ = static_cast<std::uint16_t>(n);
+          header_bytes_ += k - i;
+          i = k;
+          if (header_bytes_ > header_limit_) return finish(fail("response header exceeds the limit"));
+          if (i == len) return finish(Status::need_more);
         }
         if (++header_bytes_ > header_limit_) return finish(fail("response header exceeds the limit"));
         char c = data[i++];

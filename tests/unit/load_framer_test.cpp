@@ -114,6 +114,8 @@ TEST(LoadFramer, MalformedInputIsAnErrorWithAReason) {
            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
            "HTTP/1.1 200 OK\r\nX: a\x01z\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xb7\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chun ked\r\n\r\n",
        }) {
     auto r = frame(wire);
     EXPECT_EQ(r.status, S::error) << wire;
