@@ -11,7 +11,9 @@
 # Each tool runs alone, pinned to CPU 0, for DURATION; its CPU time (user + system, whole
 # process from exec to exit) comes from wait4(), so every tool is measured the same way.
 # At 50 connections nginx's one core caps requests/s: CPU per request is what compares tools.
-# h2load cannot open a connection per request, so it has no --close row.
+# h2load cannot open a connection per request, so it has no --close row. The "floor" row is
+# bench/peers/epoll_floor.c: one write and one read per response and nothing else, what the
+# kernel's loopback TCP costs a generator on epoll on this machine (keep-alive only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-4s}
@@ -45,6 +47,21 @@ nginx -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
 trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 URL="http://127.0.0.1:$port/"
+FLOOR=${FLOOR:-$(dirname "$ERRAND")/bench/epoll_floor}
+# The exact size of nginx's answer to the floor's request (it counts bytes, it does not parse).
+response_bytes=$(python3 - "$port" <<'PY'
+import re, socket, sys
+port = sys.argv[1]
+s = socket.create_connection(("127.0.0.1", int(port)))
+s.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+data = b""
+while b"\r\n\r\n" not in data: data += s.recv(4096)
+head, _, body = data.partition(b"\r\n\r\n")
+length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+while len(body) < length: body += s.recv(4096)
+print(len(head) + 4 + length)
+PY
+)
 
 # run TOOL MODE → "requests cpu_seconds p99_us" (p99 "-" when the tool does not report it)
 run() {
@@ -59,6 +76,8 @@ run() {
     errand)
       cmd=("$ERRAND" bench "$URL" -t 1 -c "$CONNECTIONS" -d "$DURATION" --json -q $ERRAND_ARGS)
       [ "$mode" = close ] && cmd+=(--close) ;;
+    floor)
+      cmd=("$FLOOR" 127.0.0.1 "$port" "$CONNECTIONS" "$seconds" "$response_bytes") ;;
   esac
   local cpu
   cpu=$(python3 - "$out" taskset -c 0 "${cmd[@]}" <<'PY'
@@ -82,6 +101,8 @@ if tool == "errand":
     d = json.loads(text)
     req, p99 = d["requests"], d["latency_us"]["p99"]
     bad = d["errors_total"]
+elif tool == "floor":
+    req, p99, bad = int(re.search(r"(\d+) requests", text).group(1)), "-", 0
 elif tool == "wrk":
     req = int(re.search(r"(\d+) requests in", text).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
@@ -98,7 +119,10 @@ PY
 }
 
 declare -A results
-tools_for() { if [ "$1" = close ]; then echo "errand wrk"; else echo "errand wrk h2load"; fi; }
+tools_for() {
+  if [ "$1" = close ]; then echo "errand wrk"; return; fi
+  if [ -x "$FLOOR" ]; then echo "errand wrk h2load floor"; else echo "errand wrk h2load"; fi
+}
 for mode in keepalive close; do
   for round in $(seq "$ROUNDS"); do
     order=$(tools_for $mode)
@@ -122,7 +146,7 @@ for line in raw.strip().splitlines():
 print(f"nginx: 1 worker on the last CPU; tools on CPU 0; {conns} connections; {seconds:g}s x {rounds} rounds; medians")
 print(f"{'mode':<10} {'tool':<8} {'req/s':>10} {'CPU us/req':>11} {'p99':>10} {'errors':>7} {'CPU vs wrk':>11}")
 for mode in ("keepalive", "close"):
-    for tool in ("errand", "wrk", "h2load"):
+    for tool in ("errand", "wrk", "h2load", "floor"):
         r = rows.get((mode, tool))
         if not r: continue
         rps = statistics.median(v[0] / seconds for v in r.values())
