@@ -15,6 +15,7 @@
 
 #include <errand/core/duration.hpp>
 #include <errand/http/client.hpp>
+#include <errand/resilience/retry.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
@@ -47,6 +48,9 @@ struct GetOptions {
   std::string key;
   bool allow_downgrade = false;
   bool no_decompress = false;
+  bool retry = false;             // --retry: the default tiers
+  int retries = -1;               // --retries N: at most N retries (implies --retry)
+  std::vector<std::string> retry_on;  // --retry-on KINDS
 };
 
 double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -130,20 +134,61 @@ Result<http::Request> build_request(const GetOptions& o) {
   return request;
 }
 
+json attempts_json(const std::vector<Attempt>& attempts) {
+  json list = json::array();
+  auto ms = [](std::chrono::nanoseconds d) { return std::round(std::chrono::duration<double, std::milli>(d).count() * 1000) / 1000; };
+  for (const auto& a : attempts) {
+    json one{{"delay_ms", ms(a.delay)}, {"duration_ms", ms(a.duration)}};
+    if (a.ok) {
+      one["status"] = a.status;
+    } else {
+      one["error"] = json{{"kind", to_string(a.kind)}, {"phase", to_string(a.phase)}, {"message", a.message}};
+    }
+    list.push_back(one);
+  }
+  return list;
+}
+
 int report_error(const GetOptions& o, const Error& error) {
   if (o.json_output) {
     json out{{"url", o.url}, {"error", error_json(error)}};
+    if (!error.attempts().empty()) out["attempts"] = attempts_json(error.attempts());
     std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << std::endl;
   }
   std::fprintf(stderr, "errand: %s\n", error.describe().c_str());
   return exit_code_for(error.kind());
 }
 
-// Runs on a runtime worker: the whole exchange, writing the body as it arrives.
+// The body to write out: streamed piece by piece, or (with retries) already read whole.
+struct BodyPieces {
+  http::ResponseStream* stream = nullptr;
+  const std::string* whole = nullptr;
+  bool given = false;
+  asio::awaitable<Result<std::string_view>> next() {
+    if (stream) co_return co_await stream->read();
+    if (given) co_return std::string_view{};
+    given = true;
+    co_return std::string_view(*whole);
+  }
+};
+
+asio::awaitable<int> write_out(const GetOptions& o, const http::Response& head, BodyPieces pieces);
+
+// Runs on a runtime worker: the whole exchange, writing the body as it arrives. With a retry
+// policy the response is read whole first (through send(), where the policies are): nothing is
+// written before the last attempt, so a retry never repeats output.
 asio::awaitable<int> run(const GetOptions& o, http::Client& client, http::Request request) {
+  if (!client.options().middleware.empty()) {
+    auto response = co_await client.send(std::move(request));
+    if (!response) co_return report_error(o, response.error());
+    co_return co_await write_out(o, *response, BodyPieces{nullptr, &response->body});
+  }
   auto stream = co_await client.open(std::move(request));
   if (!stream) co_return report_error(o, stream.error());
+  co_return co_await write_out(o, stream->response(), BodyPieces{&*stream, nullptr});
+}
 
+asio::awaitable<int> write_out(const GetOptions& o, const http::Response& res, BodyPieces pieces) {
   std::FILE* out = stdout;
   bool to_file = !o.output.empty() && o.output != "-";
   if (to_file) {
@@ -162,13 +207,13 @@ asio::awaitable<int> run(const GetOptions& o, http::Client& client, http::Reques
   } closer{out, to_file};
 
   const bool buffer_body = o.json_output && !to_file;
-  if (o.include && !o.json_output) print_head(stdout, stream->response(), "");
-  if (o.verbose && !o.json_output) print_head(stderr, stream->response(), "< ");
+  if (o.include && !o.json_output) print_head(stdout, res, "");
+  if (o.verbose && !o.json_output) print_head(stderr, res, "< ");
 
   std::uint64_t body_bytes = 0;
   std::string body;
   for (;;) {
-    auto piece = co_await stream->read();
+    auto piece = co_await pieces.next();
     if (!piece) co_return report_error(o, piece.error());
     if (piece->empty()) break;
     body_bytes += piece->size();
@@ -182,7 +227,6 @@ asio::awaitable<int> run(const GetOptions& o, http::Client& client, http::Reques
       std::fflush(out);  // streamed responses are shown as they arrive
     }
   }
-  const auto& res = stream->response();
   if (o.json_output) {
     json j{{"url", res.url.to_string()},
            {"status", res.status},
@@ -196,6 +240,7 @@ asio::awaitable<int> run(const GetOptions& o, http::Client& client, http::Reques
     j["tls_resumed"] = res.tls_resumed;
     j["remote_address"] = res.remote_address;
     j["redirects"] = res.redirects;
+    if (!res.attempts.empty()) j["attempts"] = attempts_json(res.attempts);
     std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << std::endl;
   }
   if (o.verbose) print_timings(res);
@@ -216,6 +261,17 @@ int execute(const GetOptions& o) {
   options.tls.ca_file = o.cacert;
   options.tls.cert_file = o.cert;
   options.tls.key_file = o.key;
+  if (o.retry || o.retries >= 0 || !o.retry_on.empty()) {
+    resilience::RetryPolicy policy;
+    if (o.retries >= 0) policy.max_attempts = o.retries + 1;
+    for (const auto& name : o.retry_on) {
+      auto kind = error_kind_from_string(name);
+      if (!kind) return report_error(o, Error::config("--retry-on: unknown kind \"" + name +
+                                                      "\" (dns connect tls timeout io http_status)"));
+      policy.only_kinds.push_back(*kind);
+    }
+    options.middleware.push_back(resilience::retry(policy));
+  }
   int rc;
   {
     http::Client client(options);
@@ -244,6 +300,10 @@ void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_flag("--no-decompress", o.no_decompress, "do not ask for or decode compressed bodies");
   cmd->add_option("-d,--data", o.data, "request body");
   cmd->add_option("--data-file", o.data_file, "request body read from FILE");
+  cmd->add_flag("--retry", o.retry, "retry failures by kind with backoff (docs/cli.md: retries)");
+  cmd->add_option("--retries", o.retries, "retry at most N times (implies --retry)");
+  cmd->add_option("--retry-on", o.retry_on, "retry only these kinds: dns,connect,tls,timeout,io,http_status (implies --retry)")
+      ->delimiter(',');
 }
 
 }  // namespace

@@ -17,6 +17,14 @@ std::string_view to_string(ErrorKind kind) noexcept {
   return "unknown";
 }
 
+std::optional<ErrorKind> error_kind_from_string(std::string_view name) noexcept {
+  for (ErrorKind kind : {ErrorKind::dns, ErrorKind::connect, ErrorKind::tls, ErrorKind::timeout, ErrorKind::protocol,
+                         ErrorKind::http_status, ErrorKind::cancelled, ErrorKind::io, ErrorKind::config}) {
+    if (to_string(kind) == name) return kind;
+  }
+  return std::nullopt;
+}
+
 std::string_view to_string(Phase phase) noexcept {
   switch (phase) {
     case Phase::none: return "none";
@@ -47,6 +55,21 @@ std::string Error::describe() const {
   out += ": ";
   out += message_;
   return out;
+}
+
+const std::vector<Attempt>& Error::attempts() const noexcept {
+  static const std::vector<Attempt> none;
+  return attempts_ ? *attempts_ : none;
+}
+
+Error& Error::with_attempts(std::vector<Attempt> attempts) & {
+  attempts_ = std::make_shared<const std::vector<Attempt>>(std::move(attempts));
+  return *this;
+}
+
+Error&& Error::with_attempts(std::vector<Attempt> attempts) && {
+  attempts_ = std::make_shared<const std::vector<Attempt>>(std::move(attempts));
+  return std::move(*this);
 }
 
 }  // namespace errand

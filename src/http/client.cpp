@@ -367,6 +367,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // Client object is destroyed meanwhile.
   asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
   asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive);
+  asio::awaitable<Result<Response>> send_through(Request request, std::size_t index, std::shared_ptr<Impl> keep_alive,
+                                                Client& client);
   // open() on a request owned by the caller's frame (send's), which outlives the call.
   // Sends `request` (owned by the caller's frame, which outlives the call), following
   // redirects, and fills `head` in place; returns where the body is to be read from.
@@ -701,12 +703,30 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::share
   co_return std::move(head);
 }
 
+// The middleware chain from layer `index` inward; past the last layer, the transport.
+asio::awaitable<Result<Response>> Client::Impl::send_through(Request request, std::size_t index,
+                                                             std::shared_ptr<Impl> keep_alive, Client& client) {
+  if (index == options.middleware.size()) co_return co_await send(std::move(request), std::move(keep_alive));
+  Next next = [this, index, keep_alive, &client](Request inner) {
+    return send_through(std::move(inner), index + 1, keep_alive, client);
+  };
+  co_return co_await options.middleware[index]->send(std::move(request), std::move(next), client);
+}
+
 asio::awaitable<Result<Response>> Client::send(Request request) {
+  bool layered = !impl_->options.middleware.empty();
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
+    if (layered) return asio::co_spawn(context, impl_->send_through(std::move(request), 0, impl_, *this), asio::use_awaitable);
     return asio::co_spawn(context, impl_->send(std::move(request), impl_), asio::use_awaitable);
   }
+  if (layered) return impl_->send_through(std::move(request), 0, impl_, *this);
   return impl_->send(std::move(request), impl_);
+}
+
+void Client::forget_tls_session(const Url& url) {
+  if (!url.is_https()) return;
+  if (auto context = impl_->tls()) (*context)->sessions().forget(url.origin());
 }
 
 PoolStats Client::stats() const {

@@ -66,6 +66,14 @@ void SessionCache::store(const std::string& origin, void* session) {
   }
 }
 
+void SessionCache::forget(const std::string& origin) {
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(origin);
+  if (it == sessions_.end()) return;
+  SSL_SESSION_free(static_cast<SSL_SESSION*>(it->second));
+  sessions_.erase(it);
+}
+
 ClientContext::ClientContext(const ClientConfig& config) : config_(config), context_(ssl::context::tls_client) {}
 
 Result<std::shared_ptr<ClientContext>> ClientContext::create(const ClientConfig& config) {

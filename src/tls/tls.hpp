@@ -45,6 +45,7 @@ class SessionCache {
   bool apply(void* ssl, const std::string& origin);
   // Takes ownership of `session` (an SSL_SESSION*), replacing the previous one.
   void store(const std::string& origin, void* session);
+  void forget(const std::string& origin);
 
  private:
   std::mutex mutex_;

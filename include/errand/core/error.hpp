@@ -12,9 +12,13 @@
 // Error is a plain value type: copyable, not synchronised.
 #pragma once
 
+#include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -37,11 +41,24 @@ enum class Phase { none, dns, connect, tls, write, first_byte, read };
 
 std::string_view to_string(ErrorKind kind) noexcept;
 std::string_view to_string(Phase phase) noexcept;
+std::optional<ErrorKind> error_kind_from_string(std::string_view name) noexcept;  // "dns" → dns
 
 struct SourceLocation {
   std::string file;
   int line = 0;    // 1-based; 0 when unknown
   int column = 0;  // 1-based; 0 when unknown
+};
+
+// One try of a request that a policy may repeat (retries): what it ended with, how long the
+// policy waited before it, and how long it took. Kept on the Response, or on the final Error.
+struct Attempt {
+  bool ok = false;        // a response came back (whatever its status)
+  int status = 0;         // the response's status, when ok
+  ErrorKind kind = ErrorKind::io;  // the failure, when !ok
+  Phase phase = Phase::none;
+  std::string message;    // the failure's message (bounded), when !ok
+  std::chrono::nanoseconds delay{0};     // backoff before this attempt
+  std::chrono::nanoseconds duration{0};  // from sending to the outcome
 };
 
 class Error {
@@ -78,12 +95,18 @@ class Error {
   // and file:line:column first for configuration errors.
   std::string describe() const;
 
+  // The attempts a retry policy made before giving up (empty when none was involved).
+  const std::vector<Attempt>& attempts() const noexcept;
+  Error& with_attempts(std::vector<Attempt> attempts) &;
+  Error&& with_attempts(std::vector<Attempt> attempts) &&;
+
  private:
   ErrorKind kind_ = ErrorKind::io;
   Phase phase_ = Phase::none;
   std::string message_;
   std::error_code code_;
   SourceLocation where_;
+  std::shared_ptr<const std::vector<Attempt>> attempts_;  // shared: errors are copied freely
 };
 
 template <typename T>

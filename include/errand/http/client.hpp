@@ -34,6 +34,7 @@
 
 #include <errand/core/error.hpp>
 #include <errand/http/message.hpp>
+#include <errand/http/middleware.hpp>
 #include <errand/net/runtime.hpp>
 
 namespace errand::http {
@@ -69,6 +70,8 @@ struct ClientOptions {
   std::string user_agent = "errand/0.1";
   Duration dns_cache_ttl = std::chrono::seconds(30);
   Duration happy_eyeballs_delay = std::chrono::milliseconds(250);
+  // Layers around send(), outermost first (errand/http/middleware.hpp). open() bypasses them.
+  std::vector<std::shared_ptr<Middleware>> middleware;
 };
 
 struct PoolStats {
@@ -101,6 +104,9 @@ class Client {
   boost::asio::awaitable<Result<ResponseStream>> open(Request request);
 
   PoolStats stats() const;
+  // Drops the cached TLS session of the URL's origin: the next connection handshakes in full
+  // (a retry after a TLS failure should not offer the session that may have caused it).
+  void forget_tls_session(const Url& url);
   const ClientOptions& options() const noexcept;
   net::Runtime& runtime() noexcept;
 

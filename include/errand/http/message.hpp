@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <errand/core/error.hpp>
 #include <errand/http/headers.hpp>
@@ -80,6 +81,7 @@ struct Response {
   bool reused = false;       // the connection had served a request before
   bool tls_resumed = false;  // the TLS handshake resumed a cached session
   std::string remote_address;  // "127.0.0.1:8080" / "[::1]:443"
+  std::vector<Attempt> attempts;  // with a retry policy: every try, this response's last
 };
 
 }  // namespace errand::http

@@ -1,0 +1,251 @@
+#include <errand/resilience/retry.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <errand/http/client.hpp>
+
+namespace errand::resilience {
+
+namespace asio = boost::asio;
+
+Duration Backoff::delay(int retry, double unit) const {
+  double d = static_cast<double>(base.count()) * std::pow(multiplier, std::max(0, retry - 1));
+  d = std::min(d, static_cast<double>(cap.count()));
+  d *= 1.0 + jitter * (2.0 * unit - 1.0);
+  return Duration(static_cast<Duration::rep>(std::max(0.0, d)));
+}
+
+namespace {
+
+bool wanted(const RetryPolicy& policy, ErrorKind kind) {
+  return policy.only_kinds.empty() ||
+         std::find(policy.only_kinds.begin(), policy.only_kinds.end(), kind) != policy.only_kinds.end();
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate, the form servers send).
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+  std::tm tm{};
+  std::string copy(text);
+  const char* end = strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return std::nullopt;
+  std::time_t t = timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t);
+}
+
+}  // namespace
+
+const Tier* tier_for(const RetryPolicy& policy, const Result<http::Response>& outcome) {
+  if (outcome) {
+    if (!wanted(policy, ErrorKind::http_status)) return nullptr;
+    bool listed = std::find(policy.statuses.begin(), policy.statuses.end(), outcome->status) != policy.statuses.end();
+    return listed ? &policy.status : nullptr;
+  }
+  const Error& e = outcome.error();
+  if (!wanted(policy, e.kind())) return nullptr;
+  switch (e.kind()) {
+    case ErrorKind::connect:
+    case ErrorKind::io:
+      return &policy.network;
+    case ErrorKind::dns:
+      return &policy.dns;
+    case ErrorKind::tls:
+      return &policy.tls;
+    case ErrorKind::timeout: {
+      bool listed = std::find(policy.timeout_phases.begin(), policy.timeout_phases.end(), e.phase()) !=
+                    policy.timeout_phases.end();
+      return listed ? &policy.timeout : nullptr;
+    }
+    default:
+      return nullptr;  // protocol, config, cancelled, http_status: retrying cannot help
+  }
+}
+
+bool is_idempotent(const http::Request& request) {
+  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+    if (request.method == m) return true;
+  return request.headers.contains("Idempotency-Key");
+}
+
+std::optional<Duration> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::uint64_t seconds = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec != std::errc() || seconds > 365ull * 24 * 3600) return std::nullopt;
+    return std::chrono::seconds(seconds);
+  }
+  auto when = parse_http_date(value);
+  if (!when) return std::nullopt;
+  if (*when <= now) return Duration(0);
+  return std::chrono::duration_cast<Duration>(*when - now);
+}
+
+Decision decide(const RetryPolicy& policy, const http::Request& request, const Result<http::Response>& outcome,
+                int attempts, double unit, std::chrono::system_clock::time_point wall_now) {
+  Decision d;
+  const Tier* tier = tier_for(policy, outcome);
+  if (!tier) {
+    d.why_not = outcome ? "the status is not retryable" : "this kind of failure is not retryable";
+    return d;
+  }
+  if (!policy.retry_non_idempotent && !is_idempotent(request)) {
+    d.why_not = request.method + " is not idempotent and has no Idempotency-Key";
+    return d;
+  }
+  int most = tier->max_attempts;
+  if (policy.max_attempts > 0) most = std::min(most, policy.max_attempts);
+  if (attempts >= most) {
+    d.why_not = "attempts exhausted";
+    return d;
+  }
+  d.retry = true;
+  d.delay = tier->backoff.delay(attempts, unit);
+  if (outcome) {
+    if (auto header = outcome->headers.get("Retry-After")) {
+      if (auto after = parse_retry_after(*header, wall_now)) d.delay = std::min(*after, policy.max_retry_after);
+    }
+  }
+  return d;
+}
+
+RetryBudget::RetryBudget(BudgetOptions options, const Clock& clock)
+    : options_(options),
+      clock_(clock),
+      buckets_(static_cast<std::size_t>(std::max<std::int64_t>(
+          1, std::chrono::duration_cast<std::chrono::seconds>(options.window).count()))) {}
+
+RetryBudget::Bucket& RetryBudget::current() {
+  auto second = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
+  Bucket& b = buckets_[static_cast<std::size_t>(second) % buckets_.size()];
+  if (b.second != second) b = Bucket{second, 0, 0};
+  return b;
+}
+
+void RetryBudget::on_request() {
+  std::lock_guard lock(mutex_);
+  ++current().requests;
+}
+
+bool RetryBudget::try_retry() {
+  std::lock_guard lock(mutex_);
+  Bucket& now = current();
+  std::uint64_t requests = 0, retries = 0;
+  std::int64_t oldest = now.second - static_cast<std::int64_t>(buckets_.size()) + 1;
+  for (const Bucket& b : buckets_) {
+    if (b.second < oldest || b.second > now.second) continue;
+    requests += b.requests;
+    retries += b.retries;
+  }
+  double allowed = std::max(options_.ratio * static_cast<double>(requests),
+                            options_.min_per_second * static_cast<double>(buckets_.size()));
+  if (static_cast<double>(retries) + 1 > allowed) {
+    ++exhausted_;
+    return false;
+  }
+  ++now.retries;
+  return true;
+}
+
+std::uint64_t RetryBudget::exhausted() const {
+  std::lock_guard lock(mutex_);
+  return exhausted_;
+}
+
+namespace {
+
+double random_unit() {
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+
+Attempt attempt_of(const Result<http::Response>& outcome, Duration delay, Duration took) {
+  Attempt a;
+  a.delay = delay;
+  a.duration = took;
+  if (outcome) {
+    a.ok = true;
+    a.status = outcome->status;
+  } else {
+    a.kind = outcome.error().kind();
+    a.phase = outcome.error().phase();
+    a.message = outcome.error().message().substr(0, 256);
+  }
+  return a;
+}
+
+class RetryLayer final : public http::Middleware {
+ public:
+  RetryLayer(RetryPolicy policy, BudgetOptions budget, const Clock& clock)
+      : policy_(std::move(policy)), budget_(budget, clock) {}
+
+  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client& client) override {
+    co_await asio::this_coro::throw_if_cancelled(false);  // cancellation comes back as a value
+    budget_.on_request();
+    using Clock = std::chrono::steady_clock;
+    std::optional<Clock::time_point> deadline;
+    if (request.timeouts.total) deadline = Clock::now() + *request.timeouts.total;
+    std::vector<Attempt> attempts;
+    Duration delay{0};
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (int n = 1;; ++n) {
+      http::Request attempt = request;
+      if (deadline) attempt.timeouts.total = std::max<Clock::duration>(Clock::duration(0), *deadline - Clock::now());
+      auto started = Clock::now();
+      Result<http::Response> outcome = co_await next(std::move(attempt));
+      attempts.push_back(attempt_of(outcome, delay, Clock::now() - started));
+
+      Decision d = decide(policy_, request, outcome, n, random_unit(), std::chrono::system_clock::now());
+      bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
+      if (d.retry && deadline && Clock::now() + d.delay >= *deadline) d.retry = false;  // it would not finish in time
+      if (d.retry && !cancelled && !budget_.try_retry()) d.retry = false;
+      if (!d.retry || cancelled) co_return finish(std::move(outcome), std::move(attempts));
+
+      if (!outcome && outcome.error().kind() == ErrorKind::tls) client.forget_tls_session(request.url);
+      delay = d.delay;
+      timer.expires_after(delay);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+        Error e(ErrorKind::cancelled, "the request was cancelled while waiting to retry");
+        co_return fail(std::move(e).with_attempts(std::move(attempts)));
+      }
+    }
+  }
+
+ private:
+  static Result<http::Response> finish(Result<http::Response> outcome, std::vector<Attempt> attempts) {
+    if (outcome) {
+      outcome->attempts = std::move(attempts);
+      return outcome;
+    }
+    return fail(std::move(outcome.error()).with_attempts(std::move(attempts)));
+  }
+
+  RetryPolicy policy_;
+  RetryBudget budget_;
+};
+
+}  // namespace
+
+std::shared_ptr<http::Middleware> retry(RetryPolicy policy, BudgetOptions budget, const Clock& clock) {
+  return std::make_shared<RetryLayer>(std::move(policy), budget, clock);
+}
+
+}  // namespace errand::resilience

@@ -1,0 +1,167 @@
+// The retry layer on a real Client against the target server: attempts, their delays, the
+// tiers, idempotency, deadlines, the budget, cancellation during a backoff.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <errand/http/client.hpp>
+#include <errand/resilience/retry.hpp>
+
+#include "server/target_server.hpp"
+#include "support.hpp"
+
+namespace errand::resilience {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Ms = std::chrono::duration<double, std::milli>;
+
+class RetryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    target_ = new server::TargetServer({.listen = "127.0.0.1:0"});
+    auto started = target_->start();
+    ASSERT_TRUE(started) << started.error().describe();
+  }
+  static void TearDownTestSuite() { delete target_; }
+
+  static std::string key() {
+    static std::mt19937_64 random{std::random_device{}()};
+    return std::to_string(random());
+  }
+  std::string url(const std::string& path) const { return target_->base_url() + path; }
+
+  http::Client client(RetryPolicy policy, BudgetOptions budget = {}) {
+    http::ClientOptions o;
+    o.runtime = &runtime_;
+    o.middleware.push_back(retry(std::move(policy), budget));
+    return http::Client(o);
+  }
+  Result<http::Response> send(http::Client& c, const std::string& method, const std::string& u,
+                              std::optional<std::string> idempotency_key = std::nullopt) {
+    auto r = http::Request::make(method, u);
+    EXPECT_TRUE(r);
+    if (idempotency_key) r->headers.add("Idempotency-Key", *idempotency_key);
+    return testing::run_sync(runtime_, c.send(std::move(*r)));
+  }
+
+  static server::TargetServer* target_;
+  net::Runtime runtime_{{.threads = 1}};
+};
+server::TargetServer* RetryTest::target_ = nullptr;
+
+TEST_F(RetryTest, AFlakyEndpointSucceedsOnTheThirdAttemptAfterTheConfiguredDelays) {
+  auto c = client(RetryPolicy{});
+  auto r = send(c, "GET", url("/flaky?fail=2&key=" + key()));
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(r->attempts.size(), 3u);
+  EXPECT_EQ(r->attempts[0].status, 503);
+  EXPECT_EQ(r->attempts[0].delay, 0ns);
+  EXPECT_EQ(r->attempts[1].status, 503);
+  EXPECT_EQ(r->attempts[2].status, 200);
+  // 200 ms then 400 ms, each within ±15%.
+  EXPECT_GE(Ms(r->attempts[1].delay).count(), 170.0);
+  EXPECT_LE(Ms(r->attempts[1].delay).count(), 230.0);
+  EXPECT_GE(Ms(r->attempts[2].delay).count(), 340.0);
+  EXPECT_LE(Ms(r->attempts[2].delay).count(), 460.0);
+}
+
+TEST_F(RetryTest, AnUnresolvableNameIsTriedExactlyTwiceASecondApart) {
+  auto c = client(RetryPolicy{});
+  auto started = Clock::now();
+  auto r = send(c, "GET", "http://errand-" + key() + ".invalid/");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::dns);
+  ASSERT_EQ(r.error().attempts().size(), 2u);
+  EXPECT_EQ(r.error().attempts()[1].kind, ErrorKind::dns);
+  EXPECT_GE(Ms(r.error().attempts()[1].delay).count(), 850.0);
+  EXPECT_LE(Ms(r.error().attempts()[1].delay).count(), 1150.0);
+  EXPECT_GE(Clock::now() - started, 850ms);
+}
+
+TEST_F(RetryTest, RetryAfterIsHonoured) {
+  auto c = client(RetryPolicy{});
+  auto r = send(c, "GET", url("/flaky?fail=1&retry_after=1&key=" + key()));
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(r->attempts[1].delay, 1s);  // the server's word, not the 200 ms backoff
+}
+
+TEST_F(RetryTest, APostIsRetriedOnlyWithAnIdempotencyKey) {
+  auto c = client(RetryPolicy{});
+  auto keyless = send(c, "POST", url("/flaky?fail=1&key=" + key()));
+  ASSERT_TRUE(keyless);
+  EXPECT_EQ(keyless->status, 503);
+  EXPECT_EQ(keyless->attempts.size(), 1u);
+  auto keyed = send(c, "POST", url("/flaky?fail=1&key=" + key()), "key-" + key());
+  ASSERT_TRUE(keyed);
+  EXPECT_EQ(keyed->status, 200);
+  EXPECT_EQ(keyed->attempts.size(), 2u);
+}
+
+TEST_F(RetryTest, NothingRunsPastTheRequestsDeadline) {
+  RetryPolicy p;
+  p.status = Tier{10, Backoff{300ms, 2.0, 0.0}};
+  auto c = client(p);
+  auto r = http::Request::make("GET", url("/flaky?fail=10&key=" + key()));
+  ASSERT_TRUE(r);
+  r->timeouts.total = 1s;  // 0 → 300 ms → 900 ms; the next wait (1.2 s) would end past it
+  auto started = Clock::now();
+  auto result = testing::run_sync(runtime_, c.send(std::move(*r)));
+  auto took = Clock::now() - started;
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 503);
+  EXPECT_EQ(result->attempts.size(), 3u);
+  EXPECT_LT(took, 1s);
+}
+
+TEST_F(RetryTest, TheBudgetCapsRetriesWhenEverythingFails) {
+  RetryPolicy p;
+  p.status = Tier{3, Backoff{1ms, 1.0, 0.0}};
+  auto c = client(p, BudgetOptions{.ratio = 0.2, .window = 10s, .min_per_second = 0.1});
+  std::size_t attempts = 0;
+  for (int i = 0; i < 50; ++i) {
+    auto r = send(c, "GET", url("/status/503"));
+    ASSERT_TRUE(r);
+    attempts += r->attempts.size();
+  }
+  // Without a budget: 150 attempts. With it: 50 + at most 20% of 50 (+ the floor of 1).
+  EXPECT_GE(attempts, 50u + 9);
+  EXPECT_LE(attempts, 50u + 11);
+}
+
+TEST_F(RetryTest, CancellingStopsABackoffSleepAtOnce) {
+  RetryPolicy p;
+  p.status = Tier{3, Backoff{5s, 1.0, 0.0}};
+  auto c = client(p);
+  auto r = http::Request::make("GET", url("/status/503"));
+  ASSERT_TRUE(r);
+  asio::cancellation_signal signal;
+  auto future = asio::co_spawn(runtime_.context(0), c.send(std::move(*r)),
+                               asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+  std::this_thread::sleep_for(300ms);  // the first attempt is long done: the layer sleeps 5 s
+  std::promise<Clock::time_point> emitted;
+  asio::post(runtime_.context(0), [&] {
+    emitted.set_value(Clock::now());
+    signal.emit(asio::cancellation_type::terminal);
+  });
+  auto result = future.get();
+  auto done = Clock::now();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind(), ErrorKind::cancelled);
+  EXPECT_EQ(result.error().attempts().size(), 1u);
+  EXPECT_LT(done - emitted.get_future().get(), 10ms);
+}
+
+}  // namespace
+}  // namespace errand::resilience
