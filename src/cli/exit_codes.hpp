@@ -18,6 +18,8 @@ inline constexpr int write_failed = 23; // curl: write error
 inline constexpr int timeout = 28;      // curl: operation timed out
 inline constexpr int tls = 35;          // curl: TLS connect error
 inline constexpr int io = 56;           // curl: failure receiving network data
+inline constexpr int circuit_open = 69;  // sysexits EX_UNAVAILABLE: a breaker refused at once
+inline constexpr int overloaded = 75;    // sysexits EX_TEMPFAIL: a concurrency limit refused
 inline constexpr int cancelled = 130;   // as if interrupted by SIGINT
 }  // namespace exit_codes
 
@@ -32,6 +34,8 @@ inline int exit_code_for(ErrorKind kind) {
     case ErrorKind::cancelled: return exit_codes::cancelled;
     case ErrorKind::io: return exit_codes::io;
     case ErrorKind::config: return exit_codes::config;
+    case ErrorKind::circuit_open: return exit_codes::circuit_open;
+    case ErrorKind::overloaded: return exit_codes::overloaded;
   }
   return exit_codes::failure;
 }

@@ -15,6 +15,7 @@
 
 #include <errand/core/duration.hpp>
 #include <errand/http/client.hpp>
+#include <errand/resilience/breaker.hpp>
 #include <errand/resilience/retry.hpp>
 
 #include "cli/commands.hpp"
@@ -48,6 +49,7 @@ struct GetOptions {
   std::string key;
   bool allow_downgrade = false;
   bool no_decompress = false;
+  bool breaker = false;           // --breaker: the default circuit breaker
   bool retry = false;             // --retry: the default tiers
   int retries = -1;               // --retries N: at most N retries (implies --retry)
   std::vector<std::string> retry_on;  // --retry-on KINDS
@@ -261,6 +263,7 @@ int execute(const GetOptions& o) {
   options.tls.ca_file = o.cacert;
   options.tls.cert_file = o.cert;
   options.tls.key_file = o.key;
+  if (o.breaker) options.middleware.push_back(resilience::breaker());  // outside the retries
   if (o.retry || o.retries >= 0 || !o.retry_on.empty()) {
     resilience::RetryPolicy policy;
     if (o.retries >= 0) policy.max_attempts = o.retries + 1;
@@ -301,6 +304,7 @@ void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("-d,--data", o.data, "request body");
   cmd->add_option("--data-file", o.data_file, "request body read from FILE");
   cmd->add_flag("--retry", o.retry, "retry failures by kind with backoff (docs/cli.md: retries)");
+  cmd->add_flag("--breaker", o.breaker, "send through a circuit breaker (default settings)");
   cmd->add_option("--retries", o.retries, "retry at most N times (implies --retry)");
   cmd->add_option("--retry-on", o.retry_on, "retry only these kinds: dns,connect,tls,timeout,io,http_status (implies --retry)")
       ->delimiter(',');

@@ -13,13 +13,16 @@ std::string_view to_string(ErrorKind kind) noexcept {
     case ErrorKind::cancelled: return "cancelled";
     case ErrorKind::io: return "io";
     case ErrorKind::config: return "config";
+    case ErrorKind::circuit_open: return "circuit_open";
+    case ErrorKind::overloaded: return "overloaded";
   }
   return "unknown";
 }
 
 std::optional<ErrorKind> error_kind_from_string(std::string_view name) noexcept {
   for (ErrorKind kind : {ErrorKind::dns, ErrorKind::connect, ErrorKind::tls, ErrorKind::timeout, ErrorKind::protocol,
-                         ErrorKind::http_status, ErrorKind::cancelled, ErrorKind::io, ErrorKind::config}) {
+                         ErrorKind::http_status, ErrorKind::cancelled, ErrorKind::io, ErrorKind::config,
+                         ErrorKind::circuit_open, ErrorKind::overloaded}) {
     if (to_string(kind) == name) return kind;
   }
   return std::nullopt;

@@ -75,7 +75,7 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["status"] = status;
   nlohmann::ordered_json errors = nlohmann::ordered_json::object();
   for (ErrorKind kind : {ErrorKind::dns, ErrorKind::connect, ErrorKind::tls, ErrorKind::timeout, ErrorKind::protocol,
-                         ErrorKind::io, ErrorKind::cancelled}) {
+                         ErrorKind::io, ErrorKind::cancelled, ErrorKind::circuit_open, ErrorKind::overloaded}) {
     errors[std::string(to_string(kind))] = t.errors[static_cast<std::size_t>(kind)];
   }
   errors["http_status"] = http_failures(t);

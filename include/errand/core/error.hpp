@@ -34,6 +34,8 @@ enum class ErrorKind {
   cancelled,    // the caller cancelled, or the client is shutting down
   io,           // the connection failed mid-exchange (reset, closed, ...)
   config,       // bad input from the user: URL, header, option, file
+  circuit_open, // a circuit breaker is open for the origin: failed fast, nothing was sent
+  overloaded,   // a concurrency limit (bulkhead) for the origin is reached: failed fast
 };
 
 // Where a request was when it failed (meaningful above all for timeouts).

@@ -1,0 +1,175 @@
+#include <errand/resilience/breaker.hpp>
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+
+#include <errand/http/client.hpp>
+
+namespace errand::resilience {
+
+std::string_view to_string(BreakerState state) noexcept {
+  switch (state) {
+    case BreakerState::closed: return "closed";
+    case BreakerState::open: return "open";
+    case BreakerState::half_open: return "half_open";
+  }
+  return "?";
+}
+
+CircuitBreaker::CircuitBreaker(BreakerOptions options) : options_(std::move(options)), open_for_(options_.open_for) {}
+
+bool CircuitBreaker::is_failure(const Result<http::Response>& outcome) const {
+  if (outcome) return outcome->status >= options_.failure_status_min && outcome->status <= options_.failure_status_max;
+  const auto& kinds = options_.failure_kinds;
+  return std::find(kinds.begin(), kinds.end(), outcome.error().kind()) != kinds.end();
+}
+
+void CircuitBreaker::move_to(BreakerState next, time_point now) {
+  if (next == state_) return;
+  transitions_.emplace_back(state_, next);
+  BreakerState previous = state_;
+  state_ = next;
+  if (next == BreakerState::open) {
+    // Reopening straight from half-open waits longer each time; a close resets it.
+    if (previous == BreakerState::half_open) {
+      auto grown = std::chrono::duration<double, std::nano>(open_for_) * options_.open_growth;
+      open_for_ = std::min(std::chrono::duration_cast<std::chrono::nanoseconds>(grown), options_.max_open_for);
+    }
+    opened_at_ = now;
+    window_.clear();
+  } else if (next == BreakerState::half_open) {
+    probes_sent_ = 0;
+    probes_ok_ = 0;
+  } else {
+    window_.clear();
+    open_for_ = options_.open_for;
+  }
+}
+
+void CircuitBreaker::prune(time_point now) {
+  if (options_.window_time) {
+    while (!window_.empty() && now - window_.front().at > *options_.window_time) window_.pop_front();
+    while (window_.size() > 100000) window_.pop_front();  // bounded whatever the rate
+  } else {
+    while (window_.size() > options_.window_calls) window_.pop_front();
+  }
+}
+
+bool CircuitBreaker::admit(time_point now) {
+  if (state_ == BreakerState::open) {
+    if (now - opened_at_ < open_for_) return false;
+    move_to(BreakerState::half_open, now);
+  }
+  if (state_ == BreakerState::half_open) {
+    if (probes_sent_ >= options_.half_open_probes) return false;
+    ++probes_sent_;
+  }
+  return true;
+}
+
+void CircuitBreaker::record(bool failed, bool slow, time_point now) {
+  if (state_ == BreakerState::half_open) {
+    if (failed || slow) {
+      move_to(BreakerState::open, now);
+      return;
+    }
+    if (++probes_ok_ >= options_.half_open_probes) move_to(BreakerState::closed, now);
+    return;
+  }
+  if (state_ == BreakerState::open) return;  // a call admitted before it opened
+  window_.push_back({now, failed, slow});
+  prune(now);
+  if (window_.size() < options_.minimum_calls) return;
+  double n = static_cast<double>(window_.size());
+  auto failures = static_cast<double>(std::count_if(window_.begin(), window_.end(), [](const Call& c) { return c.failed; }));
+  auto slows = static_cast<double>(std::count_if(window_.begin(), window_.end(), [](const Call& c) { return c.slow; }));
+  bool too_many_failures = failures / n >= options_.failure_rate;
+  bool too_slow = options_.slow_call && slows / n >= options_.slow_call_rate;
+  if (too_many_failures || too_slow) move_to(BreakerState::open, now);
+}
+
+void CircuitBreaker::release_probe() {
+  if (state_ == BreakerState::half_open && probes_sent_ > probes_ok_) --probes_sent_;
+}
+
+std::vector<std::pair<BreakerState, BreakerState>> CircuitBreaker::take_transitions() {
+  std::vector<std::pair<BreakerState, BreakerState>> out;
+  out.swap(transitions_);
+  return out;
+}
+
+namespace {
+
+class BreakerLayer final : public http::Middleware {
+ public:
+  BreakerLayer(BreakerOptions options, const Clock& clock) : options_(std::move(options)), clock_(clock) {}
+
+  boost::asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    std::string origin = request.url.origin();
+    Origin* slot = nullptr;
+    bool admitted = false;
+    bool over_limit = false;
+    std::vector<std::pair<BreakerState, BreakerState>> moved;
+    {
+      std::lock_guard lock(mutex_);
+      auto [it, inserted] = origins_.try_emplace(origin, options_);
+      slot = &it->second;
+      if (options_.max_concurrent > 0 && slot->in_flight >= options_.max_concurrent) {
+        over_limit = true;
+      } else {
+        admitted = slot->breaker.admit(clock_.now());
+        if (admitted) ++slot->in_flight;
+      }
+      moved = slot->breaker.take_transitions();
+    }
+    report(origin, moved);
+    if (over_limit)
+      co_return fail(Error(ErrorKind::overloaded, "more than " + std::to_string(options_.max_concurrent) +
+                                                      " requests in flight to " + origin));
+    if (!admitted) co_return fail(Error(ErrorKind::circuit_open, "the circuit breaker for " + origin + " is open"));
+
+    auto started = clock_.now();
+    auto outcome = co_await next(std::move(request));
+    auto now = clock_.now();
+    {
+      std::lock_guard lock(mutex_);
+      --slot->in_flight;
+      bool cancelled = !outcome && outcome.error().kind() == ErrorKind::cancelled;
+      if (!cancelled) {
+        bool slow = options_.slow_call && now - started > *options_.slow_call;
+        slot->breaker.record(slot->breaker.is_failure(outcome), slow, now);
+      } else {
+        slot->breaker.release_probe();  // a cancelled probe proves nothing; let another go
+      }
+      moved = slot->breaker.take_transitions();
+    }
+    report(origin, moved);
+    co_return outcome;
+  }
+
+ private:
+  struct Origin {
+    explicit Origin(const BreakerOptions& o) : breaker(o) {}
+    CircuitBreaker breaker;
+    std::size_t in_flight = 0;
+  };
+
+  void report(const std::string& origin, const std::vector<std::pair<BreakerState, BreakerState>>& moved) {
+    if (!options_.on_transition) return;
+    for (auto [from, to] : moved) options_.on_transition(origin, from, to);
+  }
+
+  BreakerOptions options_;
+  const Clock& clock_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Origin> origins_;  // node-based: Origin addresses stay valid
+};
+
+}  // namespace
+
+std::shared_ptr<http::Middleware> breaker(BreakerOptions options, const Clock& clock) {
+  return std::make_shared<BreakerLayer>(std::move(options), clock);
+}
+
+}  // namespace errand::resilience
