@@ -16,6 +16,7 @@
 #include <errand/core/duration.hpp>
 #include <errand/http/client.hpp>
 #include <errand/resilience/breaker.hpp>
+#include <errand/resilience/idempotency.hpp>
 #include <errand/resilience/retry.hpp>
 
 #include "cli/commands.hpp"
@@ -50,6 +51,7 @@ struct GetOptions {
   bool allow_downgrade = false;
   bool no_decompress = false;
   bool breaker = false;           // --breaker: the default circuit breaker
+  std::string idempotency_key;    // --idempotency-key auto|KEY
   bool retry = false;             // --retry: the default tiers
   int retries = -1;               // --retries N: at most N retries (implies --retry)
   std::vector<std::string> retry_on;  // --retry-on KINDS
@@ -128,6 +130,10 @@ Result<http::Request> build_request(const GetOptions& o) {
     auto d = parse_duration(o.connect_timeout);
     if (!d) return fail(d.error());
     request->timeouts.connect = *d;
+  }
+  if (!o.idempotency_key.empty() && o.idempotency_key != "auto") {
+    if (auto ok = http::validate_field("Idempotency-Key", o.idempotency_key); !ok) return fail(ok.error());
+    request->headers.set("Idempotency-Key", o.idempotency_key);
   }
   if (o.max_redirects < 0) return fail(Error::config("--max-redirects must be 0 or more"));
   request->max_redirects = o.max_redirects;
@@ -264,6 +270,7 @@ int execute(const GetOptions& o) {
   options.tls.cert_file = o.cert;
   options.tls.key_file = o.key;
   if (o.breaker) options.middleware.push_back(resilience::breaker());  // outside the retries
+  if (o.idempotency_key == "auto") options.middleware.push_back(resilience::idempotency_keys());  // once per request
   if (o.retry || o.retries >= 0 || !o.retry_on.empty()) {
     resilience::RetryPolicy policy;
     if (o.retries >= 0) policy.max_attempts = o.retries + 1;
@@ -305,6 +312,8 @@ void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("--data-file", o.data_file, "request body read from FILE");
   cmd->add_flag("--retry", o.retry, "retry failures by kind with backoff (docs/cli.md: retries)");
   cmd->add_flag("--breaker", o.breaker, "send through a circuit breaker (default settings)");
+  cmd->add_option("--idempotency-key", o.idempotency_key,
+                  "'auto': an Idempotency-Key (UUIDv7) for a POST/PATCH, kept across retries; or the key itself");
   cmd->add_option("--retries", o.retries, "retry at most N times (implies --retry)");
   cmd->add_option("--retry-on", o.retry_on, "retry only these kinds: dns,connect,tls,timeout,io,http_status (implies --retry)")
       ->delimiter(',');

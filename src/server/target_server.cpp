@@ -87,14 +87,14 @@ constexpr std::chrono::milliseconds stop_grace{500};
 
 enum class Endpoint {
   ok, status, delay, bytes, stream, sse, drip, reset, close, headers, redirect, redirect_to,
-  gzip, deflate, brotli, zstd, flaky, echo, metrics, other,
+  gzip, deflate, brotli, zstd, flaky, echo, metrics, idempotent, other,
 };
 constexpr std::size_t endpoint_count = static_cast<std::size_t>(Endpoint::other) + 1;
 // Indexed by Endpoint; also the first path segment and the `endpoint` label in /metrics.
 constexpr std::array<std::string_view, endpoint_count> endpoint_names = {
     "ok", "status", "delay", "bytes", "stream", "sse", "drip", "reset", "close", "headers",
     "redirect", "redirect-to", "gzip", "deflate", "brotli", "zstd", "flaky", "echo", "metrics",
-    "other",
+    "idempotent", "other",
 };
 
 bool takes_path_argument(Endpoint e) {
@@ -306,6 +306,18 @@ struct Shared {
 
   std::mutex flaky_mutex;
   std::unordered_map<std::string, std::uint64_t> flaky_calls;  // guarded by flaky_mutex
+
+  // /idempotent, guarded by idempotent_mutex: applications per counter; per key, the first
+  // response (replayed until it expires) and how many calls carried the key.
+  struct IdempotencyRecord {
+    std::string body;
+    std::chrono::steady_clock::time_point expires;
+    std::uint64_t calls = 0;
+  };
+  std::mutex idempotent_mutex;
+  std::unordered_map<std::string, std::uint64_t> applications;
+  std::unordered_map<std::string, IdempotencyRecord> idempotency_records;
+  std::unordered_map<std::string, std::uint64_t> keyless_calls;  // per counter
 };
 
 class Connection;
@@ -631,6 +643,7 @@ class Session {
         case Endpoint::reset: co_return co_await reset_midway(req, head);
         case Endpoint::close: co_return After::close;
         case Endpoint::headers: co_return co_await big_headers(req, t, head);
+        case Endpoint::idempotent: co_return co_await idempotent(req, t, head);
         default: break;
       }
     }
@@ -848,6 +861,63 @@ class Session {
     bool header_sent = co_await write_header(res);
     if (header_sent && !head) co_await write_pattern(0, reset_sent_bytes);
     co_return After::reset;
+  }
+
+  // /idempotent: applies a request once per Idempotency-Key and replays the first answer for
+  // the key's later calls (docs/target.md). With reset_first=N the first N calls of a key are
+  // applied and then answered with a connection reset: the client cannot know it worked.
+  asio::awaitable<After> idempotent(const Request& req, const Target& t, bool head) {
+    std::string counter = query_param(t.query, "counter").value_or("default");
+    std::optional<std::uint64_t> reset_first = query_uint(t.query, "reset_first", 0, 0, 1000);
+    std::optional<std::uint64_t> ttl_ms = query_uint(t.query, "ttl_ms", 60'000, 1, 86'400'000);
+    std::string key(req["Idempotency-Key"]);
+    if (!reset_first || !ttl_ms || counter.size() > max_flaky_key_length || key.size() > max_flaky_key_length) {
+      Response bad = bad_request(req, "counter and Idempotency-Key: at most 256 bytes; reset_first 0-1000; ttl_ms 1-86400000");
+      co_return co_await send(bad, head);
+    }
+    bool peek = query_param(t.query, "peek").has_value();
+    std::string body;
+    bool replayed = false;
+    bool reset_now = false;
+    {
+      std::lock_guard lock(shared_.idempotent_mutex);
+      auto now = std::chrono::steady_clock::now();
+      if (peek) {
+        auto it = shared_.applications.find(counter);
+        body = nlohmann::ordered_json{{"counter", counter}, {"applications", it == shared_.applications.end() ? 0 : it->second}}.dump() + "\n";
+      } else {
+        if (shared_.applications.size() >= max_flaky_keys || shared_.idempotency_records.size() >= max_flaky_keys) {
+          // Bounded: expired records go first; beyond that the server refuses new names.
+          std::erase_if(shared_.idempotency_records, [&](const auto& r) { return r.second.expires <= now; });
+          if (shared_.applications.size() >= max_flaky_keys || shared_.idempotency_records.size() >= max_flaky_keys) {
+            Response full = bad_request(req, "too many idempotency keys or counters");
+            co_return co_await send(full, head);
+          }
+        }
+        std::uint64_t call = 0;
+        auto record = key.empty() ? shared_.idempotency_records.end() : shared_.idempotency_records.find(key);
+        if (record != shared_.idempotency_records.end() && record->second.expires > now) {
+          body = record->second.body;
+          call = ++record->second.calls;
+          replayed = true;
+        } else {
+          std::uint64_t applied = ++shared_.applications[counter];
+          body = nlohmann::ordered_json{{"counter", counter}, {"applications", applied}, {"key", key}}.dump() + "\n";
+          if (!key.empty()) {
+            auto& r = shared_.idempotency_records[key];
+            r = {body, now + std::chrono::milliseconds(*ttl_ms), 1};
+            call = 1;
+          } else {
+            call = ++shared_.keyless_calls[counter];
+          }
+        }
+        reset_now = call <= *reset_first;
+      }
+    }
+    if (reset_now) co_return After::reset;
+    Response res = make_response(req, 200, std::move(body), "application/json");
+    if (replayed) res.set("Idempotent-Replayed", "true");
+    co_return co_await send(res, head);
   }
 
   // SO_LINGER with a zero timeout turns close() into an RST.

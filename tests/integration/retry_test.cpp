@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <random>
+#include <regex>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -12,6 +13,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <errand/http/client.hpp>
+#include <errand/resilience/idempotency.hpp>
 #include <errand/resilience/retry.hpp>
 
 #include "server/target_server.hpp"
@@ -161,6 +163,78 @@ TEST_F(RetryTest, CancellingStopsABackoffSleepAtOnce) {
   EXPECT_EQ(result.error().kind(), ErrorKind::cancelled);
   EXPECT_EQ(result.error().attempts().size(), 1u);
   EXPECT_LT(done - emitted.get_future().get(), 10ms);
+}
+
+}  // namespace
+}  // namespace errand::resilience
+
+namespace errand::resilience {
+namespace {
+
+// The target's /idempotent applies a request once per Idempotency-Key and replays the answer;
+// reset_first=1 applies the first call and then resets the connection, so the client sees an
+// io error for a request the server did apply.
+class IdempotencyTest : public RetryTest {
+ protected:
+  std::uint64_t applications(const std::string& counter) {
+    http::ClientOptions o;
+    o.runtime = &runtime_;
+    http::Client plain(o);
+    auto r = send(plain, "GET", url("/idempotent?peek=1&counter=" + counter));
+    EXPECT_TRUE(r);
+    auto at = r->body.find("\"applications\":");
+    EXPECT_NE(at, std::string::npos) << r->body;
+    return std::stoull(r->body.substr(at + 15));
+  }
+};
+
+TEST_F(IdempotencyTest, APostResetAfterTheServerAppliedItIsAppliedExactlyOnce) {
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  o.middleware.push_back(idempotency_keys());
+  o.middleware.push_back(retry(RetryPolicy{}));
+  http::Client c(o);
+  std::string counter = "once-" + key();
+  auto r = send(c, "POST", url("/idempotent?reset_first=1&counter=" + counter));
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_FALSE(r->attempts[0].ok);
+  EXPECT_EQ(r->attempts[0].kind, ErrorKind::io);
+  EXPECT_EQ(r->headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(applications(counter), 1u);
+}
+
+TEST_F(IdempotencyTest, WithoutAKeyAForcedRetryAppliesThePostTwice) {
+  // Why keys are needed: forcing retries of a keyless POST repeats the side effect.
+  RetryPolicy p;
+  p.retry_non_idempotent = true;
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  o.middleware.push_back(retry(p));
+  http::Client c(o);
+  std::string counter = "twice-" + key();
+  auto r = send(c, "POST", url("/idempotent?reset_first=1&counter=" + counter));
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(applications(counter), 2u);
+}
+
+TEST_F(IdempotencyTest, AKeyTheUserSetWinsAndGetsNoSecondKey) {
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  o.middleware.push_back(idempotency_keys());
+  http::Client c(o);
+  auto r = send(c, "POST", url("/echo"), "my-key-" + key());
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->body.find("my-key-"), std::string::npos);
+  auto fresh = send(c, "POST", url("/echo"));
+  ASSERT_TRUE(fresh);
+  std::regex v7("\"Idempotency-Key\",\"[0-9a-f]{8}-[0-9a-f]{4}-7");
+  EXPECT_TRUE(std::regex_search(fresh->body, v7)) << fresh->body;
+  auto get = send(c, "GET", url("/echo"));
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->body.find("Idempotency-Key"), std::string::npos);  // GET is idempotent already
 }
 
 }  // namespace
