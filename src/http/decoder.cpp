@@ -182,6 +182,8 @@ class ZstdDecoder final : public Decoder {
         if (magic != ZSTD_MAGICNUMBER && (magic & ZSTD_MAGIC_SKIPPABLE_MASK) != ZSTD_MAGIC_SKIPPABLE_START)
           return fail(corrupt("zstd", "not a zstd frame"));
         at_frame_start_ = false;
+        frame_head_.clear();  // step() collects the header, the magic number first
+        frame_out_ = 0;
         std::string_view head = magic_;
         if (auto r = step(head, out); !r) return fail(std::move(r.error()));  // kept inside: no output
         magic_.clear();
@@ -210,7 +212,20 @@ class ZstdDecoder final : public Decoder {
     std::size_t rc = ZSTD_decompressStream(stream_, &output, &input);
     out.resize(old + output.pos);
     if (ZSTD_isError(rc)) return fail(corrupt("zstd", ZSTD_getErrorName(rc)));
+    constexpr std::size_t header_max = 18;  // ZSTD_FRAMEHEADERSIZE_MAX (RFC 8878 §3.1.1)
+    if (frame_head_.size() < header_max)
+      frame_head_.append(in.data(), std::min(input.pos, header_max - frame_head_.size()));
+    frame_out_ += output.pos;
     in.remove_prefix(input.pos);
+    if (rc == 0) {
+      // libzstd 1.5.4's streaming decoder can report a frame complete short of the content
+      // size its header declares, when the whole frame arrives in one call (its one-shot
+      // decoder and smaller pieces report corruption): check the size here, so the outcome
+      // does not depend on how the body was split (found by fuzz/decoder_fuzz).
+      unsigned long long declared = ZSTD_getFrameContentSize(frame_head_.data(), frame_head_.size());
+      if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR && declared != frame_out_)
+        return fail(corrupt("zstd", "the frame's content size does not match its data"));
+    }
     frame_complete_ = (rc == 0);
     at_frame_start_ = frame_complete_;
     // More output may be pending when the output filled up before the frame ended (not
@@ -220,6 +235,8 @@ class ZstdDecoder final : public Decoder {
   }
 
   ZSTD_DStream* stream_;
+  std::string frame_head_;         // the current frame's first bytes (its header)
+  unsigned long long frame_out_ = 0;  // bytes the current frame produced so far
   bool frame_complete_ = false;
   bool needs_flush_ = false;
   bool at_frame_start_ = true;

@@ -21,7 +21,7 @@ class BenchTest : public ::testing::TestWithParam<Backend> {
  protected:
   static void SetUpTestSuite() {
     nginx_ = new testing::Nginx();
-    target_ = new server::TargetServer({.listen = "127.0.0.1:0"});
+    target_ = new server::TargetServer(server::TargetOptions{});
     auto started = target_->start();
     ASSERT_TRUE(started) << started.error().describe();
   }

@@ -21,25 +21,16 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-class BreakerTest : public ::testing::Test {
+class BreakerTest : public testing::TargetSuite {
  protected:
-  static void SetUpTestSuite() {
-    target_ = new server::TargetServer({.listen = "127.0.0.1:0"});
-    auto started = target_->start();
-    ASSERT_TRUE(started) << started.error().describe();
-  }
-  static void TearDownTestSuite() { delete target_; }
-
   Result<http::Response> get(http::Client& c, const std::string& path) {
     auto r = http::Request::make("GET", target_->base_url() + path);
     EXPECT_TRUE(r);
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
 
-  static server::TargetServer* target_;
   net::Runtime runtime_{{.threads = 1}};
 };
-server::TargetServer* BreakerTest::target_ = nullptr;
 
 TEST_F(BreakerTest, OpensAfterTheThresholdFailsFastHalfOpensAndClosesAfterGoodProbes) {
   std::mutex m;

@@ -32,10 +32,12 @@ using Clock = std::chrono::steady_clock;
 class TargetClientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    target_ = new server::TargetServer({.listen = "127.0.0.1:0"});
+    target_ = new server::TargetServer(server::TargetOptions{});
     auto started = target_->start();
     ASSERT_TRUE(started) << started.error().describe();
-    tls_target_ = new server::TargetServer({.listen = "127.0.0.1:0", .tls = true});
+    server::TargetOptions tls;
+    tls.tls = true;
+    tls_target_ = new server::TargetServer(tls);
     auto tls_started = tls_target_->start();
     ASSERT_TRUE(tls_started) << tls_started.error().describe();
     ca_file_ = std::filesystem::temp_directory_path() / ("errand-target-ca-" + std::to_string(::getpid()) + ".pem");
@@ -453,7 +455,9 @@ TEST_F(TargetClientTest, WaitingForAFreeConnectionHasADeadline) {
 }
 
 TEST_F(TargetClientTest, ServesOverIpv6Loopback) {
-  server::TargetServer v6({.listen = "[::1]:0"});
+  server::TargetOptions on_v6;
+  on_v6.listen = "[::1]:0";
+  server::TargetServer v6(on_v6);
   auto started = v6.start();
   ASSERT_TRUE(started) << started.error().describe();
   auto res = send(request("GET", v6.base_url() + "/ok"));

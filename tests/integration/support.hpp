@@ -2,6 +2,7 @@
 //   Nginx      — an nginx started on free ports (plain and TLS 1.3 with session tickets),
 //                with an access log that records the connection serial of each request.
 //   run_sync   — runs a coroutine on a Runtime worker and waits for its result.
+//   TargetSuite — a test fixture with one plain-HTTP target server for the whole suite.
 #pragma once
 
 #include <sys/wait.h>
@@ -23,7 +24,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <gtest/gtest.h>
+
 #include <errand/net/runtime.hpp>
+
+#include "server/target_server.hpp"
 
 namespace errand::testing {
 
@@ -170,6 +175,23 @@ class Nginx {
   std::uint16_t port_ = 0;
   std::uint16_t tls_port_ = 0;
   std::uint16_t mtls_port_ = 0;
+};
+
+class TargetSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server::TargetOptions options;  // plain HTTP on a free loopback port
+    target_ = new server::TargetServer(options);
+    auto started = target_->start();
+    ASSERT_TRUE(started) << started.error().describe();
+  }
+  static void TearDownTestSuite() {
+    delete target_;
+    target_ = nullptr;
+  }
+  static std::string url(const std::string& path) { return target_->base_url() + path; }
+
+  inline static server::TargetServer* target_ = nullptr;
 };
 
 }  // namespace errand::testing

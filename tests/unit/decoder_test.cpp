@@ -521,3 +521,31 @@ TEST(DecoderFuzzRegressionTest, GzipMembersEachUnderAStepStillRespectTheOutputBo
 
 }  // namespace
 }  // namespace errand::http
+
+namespace errand::http {
+namespace {
+
+// A zstd frame whose header declares 6477 bytes but whose blocks end short: libzstd 1.5.4's
+// streaming decoder calls it complete when it gets the frame in one piece, and corrupt when it
+// gets it in smaller ones. The decoder must say "corrupt" however it is split.
+TEST(ZstdDecoder, AFrameShortOfItsDeclaredSizeIsCorruptHoweverItIsSplit) {
+  const unsigned char frame[] = {0x28, 0xb5, 0x2f, 0xfd, 0x50, 0x2a, 0x4d, 0x18,
+                                 0x04, 0x00, 0x00, 0x00, 0x20, 0x77, 0x96, 0x11};
+  std::string_view body(reinterpret_cast<const char*>(frame), sizeof frame);
+  for (std::size_t piece : {std::size_t{1}, std::size_t{5}, sizeof frame}) {
+    auto decoder = Decoder::create("zstd");
+    ASSERT_TRUE(decoder);
+    std::string out;
+    Result<void> outcome;
+    for (std::size_t at = 0; at < body.size() && outcome; at += piece) {
+      auto r = (*decoder)->decode(body.substr(at, piece), out);
+      if (!r) outcome = fail(r.error());
+    }
+    if (outcome) outcome = (*decoder)->finish();
+    ASSERT_FALSE(outcome) << "piece " << piece;
+    EXPECT_EQ(outcome.error().kind(), ErrorKind::protocol);
+  }
+}
+
+}  // namespace
+}  // namespace errand::http
