@@ -139,6 +139,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_flag("-k,--insecure", b.insecure, "https: do not verify the server's certificate (client engine)");
   cmd->add_option("--cacert", b.ca_file, "https: extra CA certificates (PEM) to trust (client engine)");
+  cmd->add_flag("--retry", b.retry, "client engine: retry by error kind (errand get --retry's tiers and budget)");
+  cmd->add_flag("--breaker", b.breaker, "client engine: a circuit breaker per origin (default settings)");
   cmd->add_flag("--tls-resume", b.tls_resume, "https: resume TLS sessions on new connections (client engine)");
   cmd->add_option("--backend", o->backend, "I/O: auto (io_uring, else epoll), io_uring, epoll")->capture_default_str();
   cmd->add_option("--fail-if", o->fail_if, "exit 1 when a condition holds: 'p99>200ms', 'errors>0.1%', 'rps<5000'");

@@ -185,6 +185,8 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   bool lean = o.engine == BenchOptions::Engine::lean;
   if (!lean && (o.stream || o.pipeline > 1 || o.backend != Backend::automatic))
     return fail(Error::config("--engine client does not take --stream, --pipeline or --backend"));
+  if (lean && (o.retry || o.breaker))
+    return fail(Error::config("--retry and --breaker measure the client's policies: add --engine client"));
   if (o.connections == 0) return fail(Error::config("-c must be at least 1"));
   if (o.threads == 0) return fail(Error::config("-t must be at least 1"));
   if (o.pipeline == 0) return fail(Error::config("--pipeline must be at least 1"));

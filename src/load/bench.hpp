@@ -38,6 +38,9 @@ struct BenchOptions {
   bool insecure = false;
   std::string ca_file;
   bool tls_resume = false;
+  // --engine client: the policies under load (issue 4's layers), default settings.
+  bool retry = false;
+  bool breaker = false;
   unsigned pipeline = 1;
   Backend backend = Backend::automatic;
   // --sweep: "c=1,10,50" or "rate=100,200": the run is repeated for each value.

@@ -14,6 +14,9 @@
 #include <errand/http/client.hpp>
 #include <errand/net/runtime.hpp>
 
+#include <errand/resilience/breaker.hpp>
+#include <errand/resilience/retry.hpp>
+
 #include "load/allocation_counter.hpp"
 #include "load/bench.hpp"
 
@@ -100,6 +103,16 @@ Result<RunPoint> run_client_point(const BenchOptions& o, const http::Request& re
   options.tls.insecure = o.insecure;
   options.tls.ca_file = o.ca_file;
   options.tls.session_cache = o.tls_resume;
+  auto retry_counters = std::make_shared<resilience::RetryCounters>();
+  std::atomic<std::uint64_t> openings{0};
+  if (o.breaker) {
+    resilience::BreakerOptions b;
+    b.on_transition = [&openings](const std::string&, resilience::BreakerState, resilience::BreakerState to) {
+      if (to == resilience::BreakerState::open) openings.fetch_add(1, std::memory_order_relaxed);
+    };
+    options.middleware.push_back(resilience::breaker(b));
+  }
+  if (o.retry) options.middleware.push_back(resilience::retry({}, {}, SteadyClock::instance(), retry_counters));
   http::Client client(options);
 
   Shared shared;
@@ -153,6 +166,9 @@ Result<RunPoint> run_client_point(const BenchOptions& o, const http::Request& re
   point.tally.reused_requests = stats.reused;
   point.tally.tls_full = stats.tls_full_handshakes;
   point.tally.tls_resumed = stats.tls_resumed_handshakes;
+  point.tally.retries = retry_counters->retries.load();
+  point.tally.budget_exhausted = retry_counters->budget_exhausted.load();
+  point.tally.breaker_openings = openings.load();
   point.cpu_s = process_cpu_seconds() - cpu_before;
   point.max_rss_kib = process_max_rss_kib();
   point.elapsed_s = std::chrono::duration<double>(point.tally.measured).count();

@@ -88,6 +88,10 @@ struct Tally {
   Histogram event_gap;    // between consecutive events of one response
   std::uint64_t events = 0;
   std::uint64_t streams_cut = 0;  // still streaming when the measurement ended (not errors)
+  // --engine client with --retry / --breaker: what the policies did (whole run).
+  std::uint64_t retries = 0;
+  std::uint64_t budget_exhausted = 0;
+  std::uint64_t breaker_openings = 0;
   std::uint64_t tls_full = 0;     // TLS handshakes of measured connections
   std::uint64_t tls_resumed = 0;
   Histogram tls_full_time;       // lean engine: handshake durations

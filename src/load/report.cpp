@@ -97,6 +97,8 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["cpu_us_per_request"] = round3(t.requests + t.warmup_requests ? p.cpu_s * 1e6 / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
   j["max_rss_kib"] = p.max_rss_kib;
   if (p.allocations_per_request >= 0) j["allocations_per_request"] = round3(p.allocations_per_request);
+  if (o.retry || o.breaker)
+    j["policies"] = {{"retries", t.retries}, {"budget_exhausted", t.budget_exhausted}, {"breaker_openings", t.breaker_openings}};
   return j;
 }
 
@@ -164,6 +166,9 @@ std::string point_text(const BenchResult& r, const RunPoint& p) {
     out += fmt::format("  {} events, {:.1f} events/s; {} streams complete, {} cut at the end\n", t.events,
                        p.elapsed_s > 0 ? static_cast<double>(t.events) / p.elapsed_s : 0.0, t.requests, t.streams_cut);
   }
+  if (r.options.retry || r.options.breaker)
+    out += fmt::format("  Policies: {} retries, {} refused by the retry budget, {} breaker openings\n", t.retries,
+                       t.budget_exhausted, t.breaker_openings);
   if (t.requests == 0 && !(r.options.stream && t.streams_cut > 0)) out += "  No response was received: nothing to measure.\n";
   out += fmt::format("Requests/sec: {:>12.2f}\n", rps(p));
   out += fmt::format("Transfer/sec: {:>12}\n", human_bytes(p.elapsed_s > 0 ? static_cast<double>(t.bytes) / p.elapsed_s : 0.0));

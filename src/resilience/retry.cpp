@@ -31,12 +31,6 @@ bool wanted(const RetryPolicy& policy, ErrorKind kind) {
          std::find(policy.only_kinds.begin(), policy.only_kinds.end(), kind) != policy.only_kinds.end();
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate, the form servers send).
 std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
   std::tm tm{};
@@ -193,8 +187,8 @@ Attempt attempt_of(const Result<http::Response>& outcome, Duration delay, Durati
 
 class RetryLayer final : public http::Middleware {
  public:
-  RetryLayer(RetryPolicy policy, BudgetOptions budget, const Clock& clock)
-      : policy_(std::move(policy)), budget_(budget, clock) {}
+  RetryLayer(RetryPolicy policy, BudgetOptions budget, const Clock& clock, std::shared_ptr<RetryCounters> counters)
+      : policy_(std::move(policy)), budget_(budget, clock), counters_(std::move(counters)) {}
 
   asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client& client) override {
     co_await asio::this_coro::throw_if_cancelled(false);  // cancellation comes back as a value
@@ -215,10 +209,14 @@ class RetryLayer final : public http::Middleware {
       Decision d = decide(policy_, request, outcome, n, random_unit(), std::chrono::system_clock::now());
       bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
       if (d.retry && deadline && Clock::now() + d.delay >= *deadline) d.retry = false;  // it would not finish in time
-      if (d.retry && !cancelled && !budget_.try_retry()) d.retry = false;
+      if (d.retry && !cancelled && !budget_.try_retry()) {
+        d.retry = false;
+        if (counters_) counters_->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
+      }
       if (!d.retry || cancelled) co_return finish(std::move(outcome), std::move(attempts));
 
       if (!outcome && outcome.error().kind() == ErrorKind::tls) client.forget_tls_session(request.url);
+      if (counters_) counters_->retries.fetch_add(1, std::memory_order_relaxed);
       delay = d.delay;
       timer.expires_after(delay);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -240,12 +238,14 @@ class RetryLayer final : public http::Middleware {
 
   RetryPolicy policy_;
   RetryBudget budget_;
+  std::shared_ptr<RetryCounters> counters_;
 };
 
 }  // namespace
 
-std::shared_ptr<http::Middleware> retry(RetryPolicy policy, BudgetOptions budget, const Clock& clock) {
-  return std::make_shared<RetryLayer>(std::move(policy), budget, clock);
+std::shared_ptr<http::Middleware> retry(RetryPolicy policy, BudgetOptions budget, const Clock& clock,
+                                        std::shared_ptr<RetryCounters> counters) {
+  return std::make_shared<RetryLayer>(std::move(policy), budget, clock, std::move(counters));
 }
 
 }  // namespace errand::resilience

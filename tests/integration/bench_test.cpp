@@ -416,6 +416,30 @@ TEST_F(ClientEngineTest, ErrorsKeepTheirKind) {
   EXPECT_EQ(r->points.back().tally.errors[static_cast<std::size_t>(ErrorKind::tls)], 4u) << r->points.back().tally.first_error;
 }
 
+TEST_F(ClientEngineTest, ReportsWhatTheRetryAndBreakerPoliciesDid) {
+  auto o = options("http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");
+  o.retry = true;
+  o.connections = 1;
+  o.requests = 2;  // each: 3 attempts (network tier), 200 + 400 ms apart
+  auto r = run_bench(o);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->points.back().tally.retries, 4u);
+  EXPECT_EQ(r->points.back().tally.errors[static_cast<std::size_t>(ErrorKind::connect)], 2u);
+
+  o.retry = false;
+  o.breaker = true;  // default: opens once 10 calls are in and half of them failed
+  o.requests = 30;
+  r = run_bench(o);
+  ASSERT_TRUE(r) << r.error().describe();
+  const Tally& t = r->points.back().tally;
+  EXPECT_EQ(t.breaker_openings, 1u);
+  EXPECT_EQ(t.errors[static_cast<std::size_t>(ErrorKind::connect)], 10u);
+  EXPECT_EQ(t.errors[static_cast<std::size_t>(ErrorKind::circuit_open)], 20u);
+  auto j = to_json(*r);
+  EXPECT_EQ(j["policies"]["breaker_openings"], 1);
+  EXPECT_EQ(j["errors"]["circuit_open"], 20);
+}
+
 TEST(BenchOptionsTest, BadInputIsAConfigErrorBeforeAnyTraffic) {
   auto check = [](BenchOptions o, const std::string& fragment) {
     auto r = run_bench(o);
@@ -443,6 +467,9 @@ TEST(BenchOptionsTest, BadInputIsAConfigErrorBeforeAnyTraffic) {
   bad = o;
   bad.engine = BenchOptions::Engine::client;
   bad.pipeline = 2;
+  check(bad, "--engine client");
+  bad = o;
+  bad.retry = true;  // the lean engine has no policies
   check(bad, "--engine client");
   bad = o;
   bad.body_file = "/nonexistent/body";

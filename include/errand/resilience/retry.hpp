@@ -26,6 +26,7 @@
 // Asio timers. Thread-safe: one layer serves all requests of a Client.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -121,8 +122,16 @@ class RetryBudget {
   std::uint64_t exhausted_ = 0;
 };
 
-// The middleware. `clock` is for the budget (the sleeps are Asio timers).
+// What a retry layer did, for reports (errand bench --engine client) and metrics.
+struct RetryCounters {
+  std::atomic<std::uint64_t> retries{0};           // attempts after the first
+  std::atomic<std::uint64_t> budget_exhausted{0};  // retries the budget refused
+};
+
+// The middleware. `clock` is for the budget (the sleeps are Asio timers); `counters`, when
+// given, are incremented as the layer works.
 std::shared_ptr<http::Middleware> retry(RetryPolicy policy, BudgetOptions budget = {},
-                                        const Clock& clock = SteadyClock::instance());
+                                        const Clock& clock = SteadyClock::instance(),
+                                        std::shared_ptr<RetryCounters> counters = nullptr);
 
 }  // namespace errand::resilience
