@@ -1,6 +1,5 @@
 #include "load/bench.hpp"
 
-#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 
@@ -16,31 +15,33 @@
 
 #include <errand/http/message.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
 #include "http/h1/serialize.hpp"
+#include "net/connect.hpp"
 #include "load/tls_session.hpp"
 
 namespace errand::load {
 namespace {
 
-Result<Endpoint> resolve(const http::Url& url) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  addrinfo* found = nullptr;
-  std::string port = std::to_string(url.port());
-  int rc = ::getaddrinfo(url.host().c_str(), port.c_str(), &hints, &found);
-  if (rc != 0 || !found)
-    return fail(ErrorKind::dns, "cannot resolve " + url.host() + ": " + ::gai_strerror(rc));
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(found, ::freeaddrinfo);
+// The net module's resolver (a deadline, IP literals without a lookup), run once before the
+// load starts; the engine connects to the first address.
+Result<Endpoint> resolve(const http::Url& url, std::chrono::nanoseconds timeout) {
+  boost::asio::io_context context;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto future = boost::asio::co_spawn(context, net::resolve(url.host(), url.port(), deadline, nullptr),
+                                      boost::asio::use_future);
+  context.run();
+  auto found = future.get();
+  if (!found) return fail(found.error());
+  if (found->empty()) return fail(ErrorKind::dns, "no address for " + url.host());
+  const net::tcp::endpoint& first = found->front();
   Endpoint e;
-  std::memcpy(&e.address, found->ai_addr, found->ai_addrlen);
-  e.length = found->ai_addrlen;
-  char host[NI_MAXHOST] = "";
-  ::getnameinfo(found->ai_addr, found->ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
-  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "[" + std::string(...).
-  if (found->ai_family == AF_INET6) e.text.append("[").append(host).append("]");
-  else e.text.append(host);
-  e.text.append(":").append(port);
+  std::memcpy(&e.address, first.data(), first.size());
+  e.length = static_cast<socklen_t>(first.size());
+  e.text = net::to_string(first);
   return e;
 }
 
@@ -145,14 +146,9 @@ Result<http::Request> build_request(const BenchOptions& o) {
   auto request = http::Request::make(o.method, o.url);
   if (!request) return fail(request.error());
   for (const auto& line : o.headers) {
-    auto colon = line.find(':');
-    if (colon == std::string::npos || colon == 0)
-      return fail(Error::config("invalid header \"" + line.substr(0, 64) + "\": expected 'Name: value'"));
-    std::string_view value(line);
-    value.remove_prefix(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    request->headers.add(std::string_view(line).substr(0, colon), value);
+    auto field = http::parse_header_line(line);  // as errand get -H
+    if (!field) return fail(field.error());
+    request->headers.add(std::move(field->name), std::move(field->value));
   }
   if (o.close_each) request->headers.set("Connection", "close");
   if (auto ok = http::h1::validate_request(*request); !ok) return fail(ok.error());
@@ -230,7 +226,7 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
     }
     return result;
   }
-  auto endpoint = resolve(*url);
+  auto endpoint = resolve(*url, o.timeout);
   if (!endpoint) return fail(endpoint.error());
   auto request = serialize(o);
   if (!request) return fail(request.error());

@@ -80,12 +80,9 @@ asio::awaitable<void> connection_loop(Shared& s, Tally& tally, std::atomic<std::
       ++tally.status[static_cast<std::size_t>(response->status)];
     tally.bytes += response->body.size();
     if (!response->reused) tally.connect_time.record(ns(response->timings.connect));
-    std::uint64_t second = ns(done - s.measure_start) / 1'000'000'000ull;
-    if (second >= tally.per_second.size()) tally.per_second.resize(second + 1);
-    ++tally.per_second[second];
-    if (second >= tally.per_second_bytes.size()) tally.per_second_bytes.resize(second + 1);
-    tally.per_second_bytes[second] += response->body.size();
-    tally.measured = std::max(tally.measured, std::chrono::nanoseconds(done - s.measure_start));
+    auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(done - s.measure_start);
+    tally.count_response_at(since);
+    tally.count_bytes_at(since, response->body.size());
   }
 }
 

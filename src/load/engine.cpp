@@ -29,6 +29,28 @@ std::string_view to_string(Backend backend) noexcept {
   return "?";
 }
 
+namespace {
+
+void add_series(std::vector<std::uint64_t>& into, const std::vector<std::uint64_t>& from) {
+  if (into.size() < from.size()) into.resize(from.size());
+  for (std::size_t i = 0; i < from.size(); ++i) into[i] += from[i];
+}
+
+std::uint64_t& slot_for(std::vector<std::uint64_t>& series, std::chrono::nanoseconds since) {
+  auto second = static_cast<std::size_t>(since.count() / 1'000'000'000);
+  if (second >= series.size()) series.resize(second + 1);
+  return series[second];
+}
+
+}  // namespace
+
+void Tally::count_response_at(std::chrono::nanoseconds since) {
+  ++slot_for(per_second, since);
+  measured = std::max(measured, since);
+}
+
+void Tally::count_bytes_at(std::chrono::nanoseconds since, std::uint64_t n) { slot_for(per_second_bytes, since) += n; }
+
 void Tally::merge(const Tally& o) {
   latency.merge(o.latency);
   corrected_latency.merge(o.corrected_latency);
@@ -51,10 +73,8 @@ void Tally::merge(const Tally& o) {
   tls_full_time.merge(o.tls_full_time);
   tls_resumed_time.merge(o.tls_resumed_time);
   reused_requests += o.reused_requests;
-  if (per_second.size() < o.per_second.size()) per_second.resize(o.per_second.size());
-  for (std::size_t i = 0; i < o.per_second.size(); ++i) per_second[i] += o.per_second[i];
-  if (per_second_bytes.size() < o.per_second_bytes.size()) per_second_bytes.resize(o.per_second_bytes.size());
-  for (std::size_t i = 0; i < o.per_second_bytes.size(); ++i) per_second_bytes[i] += o.per_second_bytes[i];
+  add_series(per_second, o.per_second);
+  add_series(per_second_bytes, o.per_second_bytes);
   measured = std::max(measured, o.measured);
   if (backend == Backend::automatic) backend = o.backend;
 }
@@ -281,11 +301,7 @@ class Engine {
       return;
     }
     tally_.bytes += static_cast<std::uint64_t>(n);
-    if (now >= measure_start_) {
-      std::uint64_t second = (now - measure_start_) / 1'000'000'000ull;
-      if (second >= tally_.per_second_bytes.size()) tally_.per_second_bytes.resize(second + 1);
-      tally_.per_second_bytes[second] += static_cast<std::uint64_t>(n);
-    }
+    if (now >= measure_start_) tally_.count_bytes_at(std::chrono::nanoseconds(now - measure_start_), static_cast<std::uint64_t>(n));
     c.active_at = now;
     if (!c.tls) {
       if (frame(i, data, static_cast<std::size_t>(n), now)) after_data(i, now);
@@ -573,10 +589,7 @@ class Engine {
       tally_.latency.record(now - c.sent_at);
       if (plan_.rate > 0) tally_.corrected_latency.record(now - std::min(c.due_at, c.sent_at));
       if (code >= 0 && code < static_cast<int>(tally_.status.size())) ++tally_.status[static_cast<std::size_t>(code)];
-      std::uint64_t second = (now - measure_start_) / 1'000'000'000ull;
-      if (second >= tally_.per_second.size()) tally_.per_second.resize(second + 1);
-      ++tally_.per_second[second];
-      tally_.measured = std::chrono::nanoseconds(now - measure_start_);
+      tally_.count_response_at(std::chrono::nanoseconds(now - measure_start_));
     } else {
       ++tally_.warmup_requests;
     }
@@ -897,12 +910,12 @@ class EpollIo {
 
   void connect(std::uint32_t i, Conn& c, const Endpoint& e) {
     int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&e.address), e.length);
-    connect_error_ = (rc == 0 || errno == EINPROGRESS) ? 0 : errno;
+    int connect_error = (rc == 0 || errno == EINPROGRESS) ? 0 : errno;
     epoll_event ev{};
     ev.events = EPOLLOUT;
     ev.data.u64 = pack(i, c.generation, op_connect);
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c.fd, &ev) != 0 && connect_error_ == 0) connect_error_ = errno;
-    if (connect_error_ != 0) immediate_.emplace_back(std::uint64_t{ev.data.u64}, connect_error_);
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c.fd, &ev) != 0 && connect_error == 0) connect_error = errno;
+    if (connect_error != 0) immediate_.emplace_back(std::uint64_t{ev.data.u64}, connect_error);
   }
   int send(std::uint32_t i, Conn& c, std::string_view bytes) {
     c.unsent_at = bytes.data();
@@ -990,7 +1003,6 @@ class EpollIo {
 
   static constexpr int max_events = 256;
   int epoll_fd_ = -1;
-  int connect_error_ = 0;
   std::vector<std::pair<std::uint64_t, int>> immediate_;
   epoll_event events_[max_events];
 };

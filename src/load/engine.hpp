@@ -103,6 +103,10 @@ struct Tally {
   std::chrono::nanoseconds measured{0};   // measurement start to the last measured response
   Backend backend = Backend::automatic;
 
+  // A measured response completed, or response bytes arrived, `since` the measurement began:
+  // the per-second series and the measured span.
+  void count_response_at(std::chrono::nanoseconds since);
+  void count_bytes_at(std::chrono::nanoseconds since, std::uint64_t bytes);
   void merge(const Tally& other);
   std::uint64_t error_total() const noexcept;
 };

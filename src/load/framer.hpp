@@ -49,7 +49,6 @@ class ResponseFramer {
   bool keep_alive() const noexcept { return keep_alive_; }
   bool event_stream() const noexcept { return event_stream_; }  // Content-Type: text/event-stream
   std::uint64_t body_bytes() const noexcept { return body_bytes_; }
-  std::uint64_t header_bytes() const noexcept { return header_bytes_; }
   const char* error() const noexcept { return error_; }  // static text, valid after error
 
  private:

@@ -56,14 +56,6 @@ void Histogram::merge(const Histogram& other) {
   sum_squares_ += other.sum_squares_;
 }
 
-void Histogram::clear() noexcept {
-  std::fill(counts_.begin(), counts_.end(), 0);
-  count_ = clamped_ = 0;
-  min_ = ~0ull;
-  max_ = 0;
-  sum_ = sum_squares_ = 0;
-}
-
 double Histogram::mean() const noexcept { return count_ ? sum_ / static_cast<double>(count_) : 0.0; }
 
 double Histogram::stdev() const noexcept {

@@ -20,7 +20,6 @@ class Histogram {
 
   void record(std::uint64_t value_ns) noexcept;
   void merge(const Histogram& other);
-  void clear() noexcept;
 
   std::uint64_t count() const noexcept { return count_; }
   std::uint64_t clamped() const noexcept { return clamped_; }

@@ -102,10 +102,9 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   return j;
 }
 
+// Microseconds as core's format_duration writes durations ("812.54us", "4.10ms").
 std::string human_duration(double microseconds) {
-  if (microseconds < 1000) return fmt::format("{:.2f}us", microseconds);
-  if (microseconds < 1e6) return fmt::format("{:.2f}ms", microseconds / 1000);
-  return fmt::format("{:.2f}s", microseconds / 1e6);
+  return format_duration(std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(microseconds * 1000.0))));
 }
 
 std::string human_bytes(double bytes) {

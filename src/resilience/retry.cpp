@@ -13,6 +13,8 @@
 
 #include <errand/http/client.hpp>
 
+#include "http/h1/serialize.hpp"
+
 namespace errand::resilience {
 
 namespace asio = boost::asio;
@@ -71,9 +73,7 @@ const Tier* tier_for(const RetryPolicy& policy, const Result<http::Response>& ou
 }
 
 bool is_idempotent(const http::Request& request) {
-  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-    if (request.method == m) return true;
-  return request.headers.contains("Idempotency-Key");
+  return http::h1::is_idempotent(request.method) || request.headers.contains("Idempotency-Key");
 }
 
 std::optional<Duration> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) {

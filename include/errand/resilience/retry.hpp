@@ -44,13 +44,12 @@
 namespace errand::resilience {
 
 using Duration = std::chrono::nanoseconds;
-using namespace std::chrono_literals;
 
 struct Backoff {
-  Duration base = 200ms;
+  Duration base = std::chrono::milliseconds(200);
   double multiplier = 2.0;
   double jitter = 0.15;  // the delay is spread uniformly over ±jitter of itself
-  Duration cap = 30s;
+  Duration cap = std::chrono::seconds(30);
   // The delay before retry number `retry` (1: the first retry); `unit` is a draw in [0, 1).
   Duration delay(int retry, double unit) const;
 };
@@ -61,14 +60,14 @@ struct Tier {
 };
 
 struct RetryPolicy {
-  Tier network{3, {200ms, 2.0, 0.15}};
-  Tier dns{2, {1s, 2.0, 0.15}};
-  Tier tls{2, {3s, 1.0, 0.0}};
-  Tier timeout{3, {200ms, 2.0, 0.15}};
+  Tier network{3, {std::chrono::milliseconds(200), 2.0, 0.15}};
+  Tier dns{2, {std::chrono::seconds(1), 2.0, 0.15}};
+  Tier tls{2, {std::chrono::seconds(3), 1.0, 0.0}};
+  Tier timeout{3, {std::chrono::milliseconds(200), 2.0, 0.15}};
   std::vector<Phase> timeout_phases{Phase::connect, Phase::first_byte};
-  Tier status{3, {200ms, 2.0, 0.15}};
+  Tier status{3, {std::chrono::milliseconds(200), 2.0, 0.15}};
   std::vector<int> statuses{429, 502, 503, 504};
-  Duration max_retry_after = 30s;  // a longer Retry-After is waited for this long at most
+  Duration max_retry_after = std::chrono::seconds(30);  // a longer Retry-After is waited for this long at most
   bool retry_non_idempotent = false;
   int max_attempts = 0;              // > 0: caps the attempts of every tier
   std::vector<ErrorKind> only_kinds;  // non-empty: retry only these (http_status for statuses)
@@ -95,7 +94,7 @@ Decision decide(const RetryPolicy& policy, const http::Request& request, const R
 
 struct BudgetOptions {
   double ratio = 0.2;
-  Duration window = 10s;
+  Duration window = std::chrono::seconds(10);
   double min_per_second = 3;
 };
 
