@@ -123,13 +123,14 @@ class BreakerLayer final : public http::Middleware {
       }
       moved = slot->breaker.take_transitions();
     }
-    report(origin, moved);
+    report(request.extensions, origin, moved);
     if (over_limit)
       co_return fail(Error(ErrorKind::overloaded, "more than " + std::to_string(options_.max_concurrent) +
                                                       " requests in flight to " + origin));
     if (!admitted) co_return fail(Error(ErrorKind::circuit_open, "the circuit breaker for " + origin + " is open"));
 
     auto started = clock_.now();
+    http::Extensions extensions = request.extensions;  // the request itself moves on
     auto outcome = co_await next(std::move(request));
     auto now = clock_.now();
     {
@@ -144,7 +145,7 @@ class BreakerLayer final : public http::Middleware {
       }
       moved = slot->breaker.take_transitions();
     }
-    report(origin, moved);
+    report(extensions, origin, moved);
     co_return outcome;
   }
 
@@ -155,9 +156,15 @@ class BreakerLayer final : public http::Middleware {
     std::size_t in_flight = 0;
   };
 
-  void report(const std::string& origin, const std::vector<std::pair<BreakerState, BreakerState>>& moved) {
-    if (!options_.on_transition) return;
-    for (auto [from, to] : moved) options_.on_transition(origin, from, to);
+  void report(const http::Extensions& extensions, const std::string& origin,
+              const std::vector<std::pair<BreakerState, BreakerState>>& moved) {
+    for (auto [from, to] : moved) {
+      http::report_event(extensions, "breaker.transition",
+                         {{"breaker.origin", origin},
+                          {"breaker.from", std::string(to_string(from))},
+                          {"breaker.to", std::string(to_string(to))}});
+      if (options_.on_transition) options_.on_transition(origin, from, to);
+    }
   }
 
   BreakerOptions options_;

@@ -212,8 +212,14 @@ class RetryLayer final : public http::Middleware {
       if (d.retry && !cancelled && !budget_.try_retry()) {
         d.retry = false;
         if (counters_) counters_->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
+        http::report_event(request, "retry.budget_exhausted", {{"retry.attempt", std::int64_t{n}}});
       }
       if (!d.retry || cancelled) co_return finish(std::move(outcome), std::move(attempts));
+      http::report_event(request, "retry",
+                         {{"retry.attempt", std::int64_t{n + 1}},
+                          {"retry.delay_ms", std::chrono::duration<double, std::milli>(d.delay).count()},
+                          {"retry.after", outcome ? std::to_string(outcome->status)
+                                                  : std::string(to_string(outcome.error().kind()))}});
 
       if (!outcome && outcome.error().kind() == ErrorKind::tls) client.forget_tls_session(request.url);
       if (counters_) counters_->retries.fetch_add(1, std::memory_order_relaxed);

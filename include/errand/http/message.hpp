@@ -12,8 +12,10 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -42,6 +44,40 @@ struct FileBody {
 
 using RequestBody = std::variant<std::monostate, std::string, FileBody>;
 
+// State that layers attach to a logical request and share across its attempts (a copy of the
+// Request shares it), keyed by type, like Go's request context or Rust http's Extensions:
+//   request.extensions.insert(std::make_shared<MySpan>(...));
+//   if (auto* span = request.extensions.get<MySpan>()) ...
+// Never sent on the wire. Not synchronised: one request runs on one worker at a time.
+class Extensions {
+ public:
+  template <class T>
+  void insert(std::shared_ptr<T> value) {
+    for (auto& [key, slot] : entries_) {
+      if (key == tag<T>()) {
+        slot = std::move(value);
+        return;
+      }
+    }
+    entries_.emplace_back(tag<T>(), std::move(value));
+  }
+  template <class T>
+  T* get() const noexcept {
+    for (const auto& [key, slot] : entries_)
+      if (key == tag<T>()) return static_cast<T*>(slot.get());
+    return nullptr;
+  }
+  bool empty() const noexcept { return entries_.empty(); }
+
+ private:
+  template <class T>
+  static const void* tag() noexcept {
+    static const char unique = 0;
+    return &unique;
+  }
+  std::vector<std::pair<const void*, std::shared_ptr<void>>> entries_;
+};
+
 struct Request {
   std::string method = "GET";
   Url url;
@@ -51,6 +87,7 @@ struct Request {
   std::optional<int> max_redirects;  // overrides ClientOptions::max_redirects; 0 = don't follow
   bool allow_https_to_http = false;  // follow redirects that downgrade to plain http
   std::optional<bool> decompress;    // overrides ClientOptions::decompress
+  Extensions extensions;             // layers' per-request state (tracing, ...)
 
   // Parses the URL and checks the method; errors are of kind config.
   static Result<Request> make(std::string_view method, std::string_view url);
@@ -69,6 +106,13 @@ struct Timings {
   Duration total{};
 };
 
+// Why a Response did not come from the origin: a fallback layer answered instead
+// (errand/resilience/fallback.hpp).
+struct FallbackInfo {
+  std::string source;  // "last_good" (cached earlier response), "static", "function"
+  std::string reason;  // the error that triggered it: "circuit_open: ...", "timeout: ..."
+};
+
 struct Response {
   int status = 0;
   std::string reason;
@@ -82,6 +126,7 @@ struct Response {
   bool tls_resumed = false;  // the TLS handshake resumed a cached session
   std::string remote_address;  // "127.0.0.1:8080" / "[::1]:443"
   std::vector<Attempt> attempts;  // with a retry policy: every try, this response's last
+  std::optional<FallbackInfo> fallback;  // set when a fallback layer produced this response
 };
 
 }  // namespace errand::http

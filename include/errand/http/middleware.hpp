@@ -12,7 +12,13 @@
 // worker; it must be thread-safe, as one layer serves every request of its Client.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -24,6 +30,26 @@ namespace errand::http {
 class Client;
 
 using Next = std::function<boost::asio::awaitable<Result<Response>>(Request)>;
+
+// Decisions a layer takes about a request (a retry scheduled, a breaker opening, a fallback
+// served) are told to the RequestEvents found in Request::extensions, when a layer further
+// out (tracing) put one there: span events without the resilience layers knowing tracing.
+using EventValue = std::variant<std::string, std::int64_t, double, bool>;
+using EventAttributes = std::vector<std::pair<std::string, EventValue>>;
+
+class RequestEvents {
+ public:
+  virtual ~RequestEvents() = default;
+  virtual void event(std::string_view name, EventAttributes attributes) = 0;
+};
+
+// Tells the request's RequestEvents, if any, of an event.
+inline void report_event(const Extensions& extensions, std::string_view name, EventAttributes attributes = {}) {
+  if (auto* events = extensions.get<RequestEvents>()) events->event(name, std::move(attributes));
+}
+inline void report_event(const Request& request, std::string_view name, EventAttributes attributes = {}) {
+  report_event(request.extensions, name, std::move(attributes));
+}
 
 class Middleware {
  public:

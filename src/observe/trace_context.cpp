@@ -1,0 +1,114 @@
+#include <errand/observe/trace_context.hpp>
+
+#include <algorithm>
+#include <random>
+
+namespace errand::observe {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+template <std::size_t N>
+std::string hex_of(const std::array<std::uint8_t, N>& bytes) {
+  std::string out;
+  out.reserve(2 * N);
+  for (auto b : bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;  // upper case is invalid in traceparent
+}
+
+template <std::size_t N>
+bool parse_hex(std::string_view text, std::array<std::uint8_t, N>& out) {
+  if (text.size() != 2 * N) return false;
+  for (std::size_t i = 0; i < N; ++i) {
+    int high = hex_digit(text[2 * i]);
+    int low = hex_digit(text[2 * i + 1]);
+    if (high < 0 || low < 0) return false;
+    out[i] = static_cast<std::uint8_t>(high << 4 | low);
+  }
+  return true;
+}
+
+template <std::size_t N>
+bool all_zero(const std::array<std::uint8_t, N>& bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+template <std::size_t N>
+std::array<std::uint8_t, N> random_nonzero() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  std::array<std::uint8_t, N> out{};
+  do {
+    for (std::size_t i = 0; i < N; i += 8) {
+      std::uint64_t word = random();
+      for (std::size_t j = 0; j < 8 && i + j < N; ++j) out[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+    }
+  } while (all_zero(out));
+  return out;
+}
+
+}  // namespace
+
+std::string to_hex(const TraceId& id) { return hex_of(id); }
+std::string to_hex(const SpanId& id) { return hex_of(id); }
+
+TraceId random_trace_id() { return random_nonzero<16>(); }
+SpanId random_span_id() { return random_nonzero<8>(); }
+
+bool SpanContext::valid() const noexcept { return !all_zero(trace_id) && !all_zero(span_id); }
+
+std::string SpanContext::traceparent() const {
+  std::string out = "00-";
+  out += hex_of(trace_id);
+  out += '-';
+  out += hex_of(span_id);
+  out += sampled ? "-01" : "-00";
+  return out;
+}
+
+SpanContext SpanContext::new_root() {
+  SpanContext c;
+  c.trace_id = random_trace_id();
+  c.span_id = random_span_id();
+  return c;
+}
+
+SpanContext SpanContext::child_of(const SpanContext& parent) {
+  SpanContext c;
+  c.trace_id = parent.trace_id;
+  c.span_id = random_span_id();
+  c.sampled = parent.sampled;
+  c.tracestate = parent.tracestate;
+  return c;
+}
+
+std::optional<SpanContext> parse_traceparent(std::string_view value) {
+  // Optional whitespace around the value (RFC 9110 field values).
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  // version "-" trace-id "-" parent-id "-" trace-flags: 2+1+32+1+16+1+2 = 55 characters.
+  if (value.size() < 55) return std::nullopt;
+  std::array<std::uint8_t, 1> version{};
+  if (!parse_hex(value.substr(0, 2), version) || version[0] == 0xff) return std::nullopt;
+  if (version[0] == 0 && value.size() != 55) return std::nullopt;
+  if (version[0] != 0 && value.size() > 55 && value[55] != '-') return std::nullopt;  // future versions extend
+  if (value[2] != '-' || value[35] != '-' || value[52] != '-') return std::nullopt;
+  SpanContext c;
+  std::array<std::uint8_t, 1> flags{};
+  if (!parse_hex(value.substr(3, 32), c.trace_id) || !parse_hex(value.substr(36, 16), c.span_id) ||
+      !parse_hex(value.substr(53, 2), flags))
+    return std::nullopt;
+  if (!c.valid()) return std::nullopt;
+  c.sampled = (flags[0] & 0x01) != 0;
+  return c;
+}
+
+}  // namespace errand::observe
