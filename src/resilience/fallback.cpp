@@ -1,0 +1,147 @@
+#include <errand/resilience/fallback.hpp>
+
+#include <algorithm>
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace errand::resilience {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string cache_key(const http::Request& request) { return request.method + ' ' + request.url.to_string(); }
+
+bool cacheable(const http::Request& request) { return request.method == "GET" || request.method == "HEAD"; }
+
+std::size_t weight(const http::Response& response) {
+  std::size_t bytes = response.body.size() + response.reason.size();
+  for (const auto& field : response.headers) bytes += field.name.size() + field.value.size();
+  return bytes;
+}
+
+}  // namespace
+
+LastGoodCache::LastGoodCache(std::size_t max_entries, std::size_t max_body_bytes, std::size_t max_total_bytes)
+    : max_entries_(max_entries), max_body_bytes_(max_body_bytes), max_total_bytes_(max_total_bytes) {}
+
+void LastGoodCache::store(const http::Request& request, const http::Response& response, Clock::time_point now) {
+  if (!cacheable(request) || response.status < 200 || response.status > 299) return;
+  if (response.fallback || response.body.size() > max_body_bytes_ || max_entries_ == 0) return;
+  std::size_t size = weight(response);
+  if (size > max_total_bytes_) return;
+  std::string key = cache_key(request);
+  std::lock_guard lock(mutex_);
+  if (auto it = index_.find(key); it != index_.end()) {
+    bytes_ -= weight(it->second->response);
+    entries_.erase(it->second);
+    index_.erase(it);
+  }
+  while (!entries_.empty() && (entries_.size() >= max_entries_ || bytes_ + size > max_total_bytes_)) evict_oldest();
+  http::Response kept = response;
+  kept.attempts.clear();
+  entries_.push_back(Entry{key, std::move(kept), now});
+  index_.emplace(std::move(key), std::prev(entries_.end()));
+  bytes_ += size;
+}
+
+void LastGoodCache::evict_oldest() {
+  bytes_ -= weight(entries_.front().response);
+  index_.erase(entries_.front().key);
+  entries_.pop_front();
+}
+
+std::optional<http::Response> LastGoodCache::find(const http::Request& request, Clock::time_point now,
+                                                  std::optional<std::chrono::nanoseconds> max_age) const {
+  if (!cacheable(request)) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  auto it = index_.find(cache_key(request));
+  if (it == index_.end()) return std::nullopt;
+  if (max_age && now - it->second->stored_at > *max_age) return std::nullopt;
+  return it->second->response;
+}
+
+std::size_t LastGoodCache::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+std::size_t LastGoodCache::bytes() const {
+  std::lock_guard lock(mutex_);
+  return bytes_;
+}
+
+namespace {
+
+class FallbackLayer final : public http::Middleware {
+ public:
+  FallbackLayer(FallbackPolicy policy, const Clock& clock, std::shared_ptr<FallbackCounters> counters)
+      : policy_(std::move(policy)),
+        clock_(clock),
+        counters_(std::move(counters)),
+        cache_(policy_.max_entries, policy_.max_body_bytes, policy_.max_total_bytes) {}
+
+  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    auto outcome = co_await next(request);
+    auto why = trigger(outcome);
+    if (!why) {
+      if (outcome && policy_.last_good) cache_.store(request, *outcome, clock_.now());
+      co_return outcome;
+    }
+    if (auto answer = answer_for(request, *why)) {
+      answer->attempts = outcome ? std::move(outcome->attempts) : outcome.error().attempts();
+      http::report_event(request, "fallback", {{"fallback.source", answer->fallback->source},
+                                               {"fallback.reason", answer->fallback->reason}});
+      if (counters_) counters_->served.fetch_add(1, std::memory_order_relaxed);
+      co_return std::move(*answer);
+    }
+    if (counters_) counters_->unanswered.fetch_add(1, std::memory_order_relaxed);
+    co_return outcome;
+  }
+
+ private:
+  // The failure that calls for a fallback, or nullopt when the outcome stands.
+  std::optional<Error> trigger(const Result<http::Response>& outcome) const {
+    if (!outcome) {
+      const auto& kinds = policy_.on_kinds;
+      if (std::find(kinds.begin(), kinds.end(), outcome.error().kind()) == kinds.end()) return std::nullopt;
+      return outcome.error();
+    }
+    const auto& statuses = policy_.on_statuses;
+    if (std::find(statuses.begin(), statuses.end(), outcome->status) == statuses.end()) return std::nullopt;
+    return Error(ErrorKind::http_status, "status " + std::to_string(outcome->status));
+  }
+
+  std::optional<http::Response> answer_for(const http::Request& request, const Error& why) const {
+    std::string reason = std::string(to_string(why.kind())) + ": " + why.message().substr(0, 200);
+    auto mark = [&](http::Response response, const char* source) {
+      response.fallback = http::FallbackInfo{source, reason};
+      if (response.url.host().empty()) response.url = request.url;
+      return response;
+    };
+    if (policy_.function) {
+      auto answer = policy_.function(request, why);
+      if (answer) return mark(std::move(*answer), "function");
+    }
+    if (policy_.last_good) {
+      if (auto answer = cache_.find(request, clock_.now(), policy_.max_age)) return mark(std::move(*answer), "last_good");
+    }
+    if (policy_.static_response) return mark(*policy_.static_response, "static");
+    return std::nullopt;
+  }
+
+  FallbackPolicy policy_;
+  const Clock& clock_;
+  std::shared_ptr<FallbackCounters> counters_;
+  LastGoodCache cache_;
+};
+
+}  // namespace
+
+std::shared_ptr<http::Middleware> fallback(FallbackPolicy policy, const Clock& clock,
+                                           std::shared_ptr<FallbackCounters> counters) {
+  return std::make_shared<FallbackLayer>(std::move(policy), clock, std::move(counters));
+}
+
+}  // namespace errand::resilience
