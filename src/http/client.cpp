@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
@@ -94,6 +96,10 @@ struct Shard {
   std::atomic<std::size_t> waiting{0};  // read by other workers: whether a freed slot should wake us
   std::atomic<std::size_t> open_now{0};
   std::atomic<std::size_t> idle_now{0};
+  // What Client::shutdown cuts off on this worker: the connections it made (expired entries
+  // are pruned as new ones come) and the pauses of layers (retry backoff) now sleeping.
+  std::vector<std::weak_ptr<Connection>> connections;
+  std::vector<asio::steady_timer*> pauses;
 
   bool on_own_thread() const { return context.get_executor().running_in_this_thread(); }
 };
@@ -233,6 +239,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
                                          TimePoint connect_deadline, TimePoint total_deadline, Timings& timings,
                                          bool fresh_only) {
     for (;;) {
+      if (cut.load(std::memory_order_relaxed)) co_return fail(cut_off_error());
       auto t = now();
       if (!fresh_only) {
         if (auto conn = take_idle(shard, origin, t)) co_return Lease{std::move(conn), true};
@@ -257,6 +264,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         shard.pool.on_opening(origin);
         publish(shard);
         auto conn = std::make_shared<Connection>(shard.context.get_executor(), origin);
+        track(shard, conn);
         auto established = co_await conn->establish(params, std::min(connect_deadline, total_deadline), timings);
         if (!established) {
           discard(shard, conn);
@@ -274,8 +282,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       co_await waiter->timer.async_wait(use_tuple);
       shard.waiting.fetch_sub(1, std::memory_order_relaxed);
       auto state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none) {
+      if (state.cancelled() != asio::cancellation_type::none || cut.load(std::memory_order_relaxed)) {
+        bool by_shutdown = cut.load(std::memory_order_relaxed) && !waiter->woken;
         waiter->woken = true;  // leaves the queue lazily
+        if (by_shutdown) co_return fail(cut_off_error());
         co_return fail(ErrorKind::cancelled, "cancelled while waiting for a connection");
       }
       if (!waiter->woken) {
@@ -363,10 +373,84 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     }
   }
 
+  // Shutdown. A request counts itself in, then checks `closing`; shutdown() sets `closing`
+  // before it reads the count (both seq_cst), so no request slips past a finished shutdown.
+  // After the grace period `cut` makes every wait of the transport end with kind cancelled.
+  std::atomic<bool> closing{false};
+  std::atomic<bool> cut{false};
+  std::atomic<std::size_t> in_flight{0};
+  std::mutex drain_mutex;
+  std::condition_variable drained;
+
+  // Counts a logical request in flight for as long as it lives (in the request's frame).
+  struct InFlight {
+    explicit InFlight(Impl* i) : impl(i) {
+      if (impl) impl->in_flight.fetch_add(1);
+    }
+    ~InFlight() {
+      if (impl && impl->in_flight.fetch_sub(1) == 1 && impl->closing.load()) {
+        std::lock_guard lock(impl->drain_mutex);
+        impl->drained.notify_all();
+      }
+    }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    Impl* impl;
+  };
+
+  static Error shut_down_error() { return Error(ErrorKind::cancelled, "the client is shut down"); }
+  static Error cut_off_error() { return Error(ErrorKind::cancelled, "the client shut down before the request finished"); }
+
+  void track(Shard& shard, const std::shared_ptr<Connection>& conn) {
+    if (shard.connections.size() >= 64 && shard.connections.size() == shard.connections.capacity()) {
+      std::erase_if(shard.connections, [](const std::weak_ptr<Connection>& c) { return c.expired(); });
+    }
+    shard.connections.push_back(conn);
+  }
+
+  // Ends every wait of the transport on every worker, each on its own thread.
+  void cut_off_all() {
+    cut.store(true);
+    for (auto& shard : shards) {
+      asio::post(shard->context, [self = shared_from_this(), &shard = *shard] {
+        for (auto& weak : shard.connections)
+          if (auto conn = weak.lock()) conn->cut_off();
+        shard.connections.clear();
+        for (auto& [origin, queue] : shard.waiters)
+          for (auto& waiter : queue) waiter->timer.cancel();
+        for (auto* timer : shard.pauses) timer->cancel();
+      });
+    }
+  }
+
+  // Closes idle connections on their own workers and waits (bounded) for it.
+  void close_idle_everywhere(const std::shared_ptr<Impl>& self) {
+    std::vector<std::future<void>> closing_now;
+    for (auto& shard : shards) {
+      auto close_idle = [self, &shard = *shard] {
+        shard.pool.close_idle();
+        shard.sweeper.cancel();
+        self->publish(shard);
+      };
+      if (shard->on_own_thread() || shard->context.stopped()) {
+        close_idle();
+        continue;
+      }
+      auto done = std::make_shared<std::promise<void>>();
+      closing_now.push_back(done->get_future());
+      asio::post(shard->context, [close_idle, done] {
+        close_idle();
+        done->set_value();
+      });
+    }
+    for (auto& f : closing_now) f.wait_for(std::chrono::seconds(2));
+  }
+
   // `keep_alive` holds the client's state for as long as the request runs, even if the
   // Client object is destroyed meanwhile.
   asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
-  asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive);
+  // `outermost`: the request is not inside the middleware chain (which counts it itself).
+  asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive, bool outermost = true);
   asio::awaitable<Result<Response>> send_through(Request request, std::size_t index, std::shared_ptr<Impl> keep_alive,
                                                 Client& client);
   // open() on a request owned by the caller's frame (send's), which outlives the call.
@@ -534,6 +618,8 @@ class DecodingSource final : public ResponseStream::Source {
 }  // namespace
 
 asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std::shared_ptr<Impl> keep_alive) {
+  InFlight counted(this);
+  if (closing.load()) co_return fail(shut_down_error());
   Response head;
   auto source = co_await open_ref(request, head, std::move(keep_alive));
   if (!source) co_return fail(std::move(source.error()));
@@ -653,25 +739,52 @@ Client::~Client() {
   // Idle connections are closed on their own workers, and this waits for it so that nothing
   // of the client is left queued on a runtime that may be destroyed next. Requests still
   // running hold the shared state until they finish.
-  std::vector<std::future<void>> closing;
-  for (auto& shard : impl_->shards) {
-    auto close_idle = [impl = impl_, &shard = *shard] {
-      shard.pool.close_idle();
-      shard.sweeper.cancel();
-      impl->publish(shard);
-    };
-    if (shard->on_own_thread() || shard->context.stopped()) {
-      close_idle();
-      continue;
-    }
-    auto done = std::make_shared<std::promise<void>>();
-    closing.push_back(done->get_future());
-    asio::post(shard->context, [close_idle, done] {
-      close_idle();
-      done->set_value();
-    });
+  impl_->close_idle_everywhere(impl_);
+}
+
+ShutdownReport Client::shutdown(Duration grace) {
+  if (impl_->runtime->current_worker())
+    throw std::logic_error("Client::shutdown waits for requests; call it from outside the runtime's workers");
+  ShutdownReport report;
+  impl_->closing.store(true);
+  report.in_flight = impl_->in_flight.load();
+  auto all_done = [&] { return impl_->in_flight.load() == 0; };
+  {
+    std::unique_lock lock(impl_->drain_mutex);
+    impl_->drained.wait_for(lock, grace, all_done);
   }
-  for (auto& f : closing) f.wait_for(std::chrono::seconds(2));
+  std::size_t left = impl_->in_flight.load();
+  report.finished = report.in_flight - std::min(left, report.in_flight);
+  if (left > 0) {
+    impl_->cut_off_all();
+    // A cut-off request ends at its next step; DNS and TCP connect are not interrupted and
+    // end by their own deadline, so this wait is bounded rather than trusted.
+    std::unique_lock lock(impl_->drain_mutex);
+    impl_->drained.wait_for(lock, std::chrono::seconds(5), all_done);
+    report.still_running = impl_->in_flight.load();
+    report.cancelled = left - std::min(left, report.still_running);
+  }
+  impl_->close_idle_everywhere(impl_);
+  return report;
+}
+
+bool Client::shutting_down() const noexcept { return impl_->closing.load(std::memory_order_relaxed); }
+
+asio::awaitable<Result<void>> Client::pause(Duration duration) {
+  auto worker = impl_->runtime->current_worker();
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor, duration);
+  Shard* shard = worker ? impl_->shards[*worker].get() : nullptr;
+  if (shard && !shard->on_own_thread()) shard = nullptr;
+  if (impl_->cut.load()) co_return fail(Impl::cut_off_error());
+  if (shard) shard->pauses.push_back(&timer);
+  auto [ec] = co_await timer.async_wait(use_tuple);
+  if (shard) std::erase(shard->pauses, &timer);
+  if (impl_->cut.load()) co_return fail(Impl::cut_off_error());
+  auto state = co_await asio::this_coro::cancellation_state;
+  if (ec || state.cancelled() != asio::cancellation_type::none)
+    co_return fail(ErrorKind::cancelled, "cancelled while pausing");
+  co_return Result<void>{};
 }
 
 asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
@@ -682,7 +795,9 @@ asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
   return cancellation_as_value(impl_->open(std::move(request), impl_));
 }
 
-asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::shared_ptr<Impl> keep_alive) {
+asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::shared_ptr<Impl> keep_alive, bool outermost) {
+  InFlight counted(outermost ? this : nullptr);
+  if (outermost && closing.load()) co_return fail(shut_down_error());
   // As cancellation_as_value does, inlined here to save a coroutine frame per request.
   bool previous = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -706,7 +821,13 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::share
 // The middleware chain from layer `index` inward; past the last layer, the transport.
 asio::awaitable<Result<Response>> Client::Impl::send_through(Request request, std::size_t index,
                                                              std::shared_ptr<Impl> keep_alive, Client& client) {
-  if (index == options.middleware.size()) co_return co_await send(std::move(request), std::move(keep_alive));
+  std::optional<InFlight> counted;
+  if (index == 0) {
+    counted.emplace(this);
+    if (closing.load()) co_return fail(shut_down_error());
+  }
+  if (cut.load(std::memory_order_relaxed)) co_return fail(cut_off_error());  // a layer would try again
+  if (index == options.middleware.size()) co_return co_await send(std::move(request), std::move(keep_alive), false);
   Next next = [this, index, keep_alive, &client](Request inner) {
     return send_through(std::move(inner), index + 1, keep_alive, client);
   };

@@ -86,6 +86,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Non-blocking check that an idle connection has not been closed by the peer.
   bool still_alive();
   void close();
+  // Closes the connection under whatever operation runs on it; that operation, and any later
+  // one, fails with kind cancelled ("the client shut down ..."). Client::shutdown's cut-off.
+  void cut_off();
 
   const std::string& origin() const noexcept { return origin_; }
   TimePoint created_at() const noexcept { return created_; }
@@ -130,6 +133,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool timed_out_ = false;
   Phase timed_out_phase_ = Phase::none;
   bool open_ = false;
+  bool cut_off_ = false;
 
   std::vector<char> buffer_;
   std::size_t begin_ = 0;  // unparsed data is buffer_[begin_, end_)

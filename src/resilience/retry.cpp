@@ -198,7 +198,6 @@ class RetryLayer final : public http::Middleware {
     if (request.timeouts.total) deadline = Clock::now() + *request.timeouts.total;
     std::vector<Attempt> attempts;
     Duration delay{0};
-    asio::steady_timer timer(co_await asio::this_coro::executor);
     for (int n = 1;; ++n) {
       http::Request attempt = request;
       if (deadline) attempt.timeouts.total = std::max<Clock::duration>(Clock::duration(0), *deadline - Clock::now());
@@ -224,10 +223,11 @@ class RetryLayer final : public http::Middleware {
       if (!outcome && outcome.error().kind() == ErrorKind::tls) client.forget_tls_session(request.url);
       if (counters_) counters_->retries.fetch_add(1, std::memory_order_relaxed);
       delay = d.delay;
-      timer.expires_after(delay);
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
-        Error e(ErrorKind::cancelled, "the request was cancelled while waiting to retry");
+      auto slept = co_await client.pause(delay);
+      if (!slept) {
+        Error e(ErrorKind::cancelled, slept.error().message() == "cancelled while pausing"
+                                          ? "the request was cancelled while waiting to retry"
+                                          : slept.error().message());
         co_return fail(std::move(e).with_attempts(std::move(attempts)));
       }
     }

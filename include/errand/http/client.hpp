@@ -87,6 +87,14 @@ struct PoolStats {
   double reuse_rate() const { return requests ? static_cast<double>(reused) / requests : 0.0; }
 };
 
+// What Client::shutdown found and did.
+struct ShutdownReport {
+  std::size_t in_flight = 0;      // logical requests running when it was called
+  std::size_t finished = 0;       // of those, ended within the grace period
+  std::size_t cancelled = 0;      // cut off when the grace period was over
+  std::size_t still_running = 0;  // in DNS or TCP connect 5 s after the cut-off (see shutdown)
+};
+
 class ResponseStream;
 
 class Client {
@@ -102,6 +110,20 @@ class Client {
 
   // Sends the request and returns once the response headers are in (after redirects).
   boost::asio::awaitable<Result<ResponseStream>> open(Request request);
+
+  // Stops the client: new send() and open() fail at once with kind cancelled; requests in
+  // flight (with their retries) may finish within `grace`; then the rest are cut off — their
+  // connections closed, their waits for a connection and their pauses (retry backoff) ended —
+  // and fail with kind cancelled ("the client shut down ..."); idle connections are closed.
+  // DNS resolution and TCP connect are not interrupted: they end by their own deadlines, and
+  // a request still in them 5 s after the cut-off is reported in still_running.
+  // Blocks, so it must not run on a worker of the client's Runtime (std::logic_error).
+  ShutdownReport shutdown(Duration grace);
+  bool shutting_down() const noexcept;
+
+  // Sleeps for `duration` on behalf of a layer (a retry's backoff): ends early with kind
+  // cancelled when the caller cancels or shutdown cuts the client's requests off.
+  boost::asio::awaitable<Result<void>> pause(Duration duration);
 
   PoolStats stats() const;
   // Drops the cached TLS session of the URL's origin: the next connection handshakes in full
