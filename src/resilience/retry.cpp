@@ -1,12 +1,17 @@
 #include <errand/resilience/retry.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <ctime>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -201,9 +206,14 @@ class RetryLayer final : public http::Middleware {
     for (int n = 1;; ++n) {
       http::Request attempt = request;
       if (deadline) attempt.timeouts.total = std::max<Clock::duration>(Clock::duration(0), *deadline - Clock::now());
-      auto started = Clock::now();
-      Result<http::Response> outcome = co_await next(std::move(attempt));
-      attempts.push_back(attempt_of(outcome, delay, Clock::now() - started));
+      Result<http::Response> outcome;
+      if (policy_.hedge_after && is_idempotent(request)) {
+        outcome = co_await hedged(next, std::move(attempt), delay, attempts);
+      } else {
+        auto started = Clock::now();
+        outcome = co_await next(std::move(attempt));
+        attempts.push_back(attempt_of(outcome, delay, Clock::now() - started));
+      }
 
       Decision d = decide(policy_, request, outcome, n, random_unit(), std::chrono::system_clock::now());
       bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
@@ -234,6 +244,82 @@ class RetryLayer final : public http::Middleware {
   }
 
  private:
+  // One attempt and, when it is slow, a hedge beside it; each leaves its record in `attempts`.
+  struct Race {
+    explicit Race(asio::any_io_executor executor) : wake(std::move(executor)) {}
+    asio::steady_timer wake;  // cancelled whenever an attempt ends
+    std::array<std::optional<Result<http::Response>>, 2> outcome;
+    std::array<std::chrono::steady_clock::time_point, 2> started{};
+    std::array<Duration, 2> took{};
+    std::array<asio::cancellation_signal, 2> stop;
+  };
+
+  static void launch(const std::shared_ptr<Race>& race, int i, const http::Next& next, http::Request request) {
+    race->started[i] = std::chrono::steady_clock::now();
+    auto run = [race, i, next, request = std::move(request)]() mutable -> asio::awaitable<void> {
+      auto outcome = co_await next(std::move(request));
+      race->took[i] = std::chrono::steady_clock::now() - race->started[i];
+      race->outcome[i] = std::move(outcome);
+      race->wake.cancel();
+    };
+    asio::co_spawn(race->wake.get_executor(), std::move(run),
+                   asio::bind_cancellation_slot(race->stop[i].slot(), asio::detached));
+  }
+
+  asio::awaitable<Result<http::Response>> hedged(const http::Next& next, http::Request attempt, Duration delay,
+                                                 std::vector<Attempt>& attempts) {
+    auto race = std::make_shared<Race>(co_await asio::this_coro::executor);
+    launch(race, 0, next, attempt);
+    race->wake.expires_after(*policy_.hedge_after);
+    co_await race->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto cancelled = [&]() -> asio::awaitable<bool> {
+      co_return (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
+    };
+    bool sent_hedge = false;
+    bool stopped = co_await cancelled();
+    if (!race->outcome[0] && !stopped) {
+      if (budget_.try_retry()) {
+        sent_hedge = true;
+        if (counters_) counters_->hedges.fetch_add(1, std::memory_order_relaxed);
+        http::report_event(attempt, "hedge", {{"hedge.after_ms", std::chrono::duration<double, std::milli>(*policy_.hedge_after).count()}});
+        launch(race, 1, next, std::move(attempt));
+      } else if (counters_) {
+        counters_->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    int winner = -1;
+    for (;;) {
+      auto& first = race->outcome[0];
+      auto& second = race->outcome[1];
+      if (first && *first) winner = 0;
+      else if (second && *second) winner = 1;
+      else if (first && (!sent_hedge || second)) winner = sent_hedge ? 1 : 0;  // all failed: the last word
+      if (winner >= 0) break;
+      stopped = co_await cancelled();
+      if (stopped) break;
+      race->wake.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await race->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    int sent = sent_hedge ? 2 : 1;
+    for (int i = 0; i < sent; ++i) {
+      if (!race->outcome[i]) race->stop[i].emit(asio::cancellation_type::terminal);
+      Attempt record;
+      if (race->outcome[i]) {
+        record = attempt_of(*race->outcome[i], i == 0 ? delay : *policy_.hedge_after, race->took[i]);
+      } else {
+        record.kind = ErrorKind::cancelled;
+        record.message = winner < 0 ? "cancelled" : "cancelled: the other attempt answered first";
+        record.delay = i == 0 ? delay : *policy_.hedge_after;
+        record.duration = std::chrono::steady_clock::now() - race->started[i];
+      }
+      record.hedge = i == 1;
+      attempts.push_back(std::move(record));
+    }
+    if (winner < 0) co_return fail(ErrorKind::cancelled, "the request was cancelled");
+    if (winner == 1 && counters_) counters_->hedges_won.fetch_add(1, std::memory_order_relaxed);
+    co_return std::move(*race->outcome[winner]);
+  }
+
   static Result<http::Response> finish(Result<http::Response> outcome, std::vector<Attempt> attempts) {
     if (outcome) {
       outcome->attempts = std::move(attempts);

@@ -75,7 +75,7 @@ TEST_F(NginxClientTest, HundredSequentialGetsShareOneConnectionOnTheServerSide) 
     ASSERT_EQ(res->body, "hello world\n");
     EXPECT_EQ(res->reused, i > 0);
   }
-  auto log = nginx_->access_log();
+  auto log = nginx_->access_log_with(before + 100);
   ASSERT_EQ(log.size() - before, 100u);
   auto per_connection = requests_per_connection(std::vector<std::string>(log.begin() + before, log.end()), "/");
   ASSERT_EQ(per_connection.size(), 1u) << "nginx saw more than one connection";

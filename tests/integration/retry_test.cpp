@@ -228,3 +228,57 @@ TEST_F(IdempotencyTest, AKeyTheUserSetWinsAndGetsNoSecondKey) {
 
 }  // namespace
 }  // namespace errand::resilience
+
+namespace errand::resilience {
+namespace {
+
+class HedgeTest : public RetryTest {};
+
+TEST_F(HedgeTest, ASlowAttemptGetsAHedgeAndTheFirstAnswerWins) {
+  RetryPolicy p;
+  p.hedge_after = 100ms;
+  auto counters = std::make_shared<RetryCounters>();
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  o.middleware.push_back(retry(p, {}, SteadyClock::instance(), counters));
+  http::Client c(o);
+  // Both copies sleep 400 ms; the first one sent answers first.
+  auto started = Clock::now();
+  auto r = send(c, "GET", url("/delay/400"));
+  auto took = Clock::now() - started;
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, 480ms);  // not 400 ms more for the hedge
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_TRUE(r->attempts[0].ok);
+  EXPECT_FALSE(r->attempts[0].hedge);
+  EXPECT_FALSE(r->attempts[1].ok);
+  EXPECT_TRUE(r->attempts[1].hedge);
+  EXPECT_EQ(r->attempts[1].kind, ErrorKind::cancelled);
+  EXPECT_EQ(r->attempts[1].delay, 100ms);
+  EXPECT_EQ(counters->hedges.load(), 1u);
+  EXPECT_EQ(counters->hedges_won.load(), 0u);
+  EXPECT_EQ(c.stats().opened, 2u);  // the hedge needed a connection of its own
+
+  auto fast = send(c, "GET", url("/ok"));  // answers before the hedge delay: no hedge
+  ASSERT_TRUE(fast);
+  EXPECT_EQ(fast->attempts.size(), 1u);
+  EXPECT_EQ(counters->hedges.load(), 1u);
+}
+
+TEST_F(HedgeTest, APostWithoutAKeyIsNeverHedged) {
+  RetryPolicy p;
+  p.hedge_after = 50ms;
+  auto counters = std::make_shared<RetryCounters>();
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  o.middleware.push_back(retry(p, {}, SteadyClock::instance(), counters));
+  http::Client c(o);
+  auto r = send(c, "POST", url("/delay/200"));
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(counters->hedges.load(), 0u);
+  EXPECT_EQ(r->attempts.size(), 1u);
+}
+
+}  // namespace
+}  // namespace errand::resilience

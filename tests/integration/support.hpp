@@ -165,6 +165,16 @@ class Nginx {
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
   }
+  // nginx writes a request's line after it has sent the response, so a client that has the
+  // response may look before the line is there: waits (bounded) for at least `n` lines.
+  std::vector<std::string> access_log_with(std::size_t n) const {
+    auto lines = access_log();
+    for (int i = 0; i < 200 && lines.size() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      lines = access_log();
+    }
+    return lines;
+  }
 
  private:
   static int& counter() {

@@ -61,6 +61,7 @@ struct Attempt {
   std::string message;    // the failure's message (bounded), when !ok
   std::chrono::nanoseconds delay{0};     // backoff before this attempt
   std::chrono::nanoseconds duration{0};  // from sending to the outcome
+  bool hedge = false;     // sent beside a slow attempt, not after a failed one (its delay: the hedge delay)
 };
 
 class Error {

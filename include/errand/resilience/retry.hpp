@@ -71,6 +71,11 @@ struct RetryPolicy {
   bool retry_non_idempotent = false;
   int max_attempts = 0;              // > 0: caps the attempts of every tier
   std::vector<ErrorKind> only_kinds;  // non-empty: retry only these (http_status for statuses)
+  // Hedging: when an attempt of an idempotent request has not answered within `hedge_after`,
+  // a second copy goes out beside it and the first response wins (the other is cancelled;
+  // if one fails, the other is awaited). A hedge takes a retry from the budget; without one
+  // left, the attempt just runs on.
+  std::optional<Duration> hedge_after;
 };
 
 // Which tier an outcome falls in; nullptr when it is not retryable at all.
@@ -124,7 +129,9 @@ class RetryBudget {
 // What a retry layer did, for reports (errand bench --engine client) and metrics.
 struct RetryCounters {
   std::atomic<std::uint64_t> retries{0};           // attempts after the first
-  std::atomic<std::uint64_t> budget_exhausted{0};  // retries the budget refused
+  std::atomic<std::uint64_t> budget_exhausted{0};  // retries (and hedges) the budget refused
+  std::atomic<std::uint64_t> hedges{0};            // hedged attempts sent
+  std::atomic<std::uint64_t> hedges_won{0};        // of those, the ones that answered first
 };
 
 // The middleware. `clock` is for the budget (the sleeps are Asio timers); `counters`, when
