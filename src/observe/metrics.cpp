@@ -29,10 +29,12 @@ std::string_view type_name(MetricType type) {
 
 void check_names(MetricType type, std::string_view name, const std::vector<std::string>& labels) {
   if (!valid_name(name, true)) throw std::invalid_argument("metric name \"" + std::string(name) + "\" is not valid");
-  // promtool rejects (lints) a counter without the suffix; text format 0.0.4 has no other way
-  // to tell a counter's samples apart.
+  // promtool's lint insists on the suffix for counters, and only for them: readers of text
+  // format 0.0.4 see a counter by its name.
   if (type == MetricType::counter && (name.size() <= 6 || !name.ends_with("_total")))
     throw std::invalid_argument("counter \"" + std::string(name) + "\" must be named *_total");
+  if (type != MetricType::counter && name.ends_with("_total"))
+    throw std::invalid_argument(std::string(type_name(type)) + " \"" + std::string(name) + "\" may not be named *_total");
   for (std::size_t i = 0; i < labels.size(); ++i) {
     const auto& label = labels[i];
     if (!valid_name(label, false) || label.starts_with("__"))

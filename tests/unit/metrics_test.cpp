@@ -140,6 +140,8 @@ TEST(Metrics, InvalidNamesAreProgrammingErrors) {
   EXPECT_NO_THROW(r.gauge("ns:sub_name_2", "colons are allowed in metric names"));
   EXPECT_THROW(r.counter("requests", "a counter must end in _total"), std::invalid_argument);
   EXPECT_THROW(r.counter("_total", "nothing before the suffix"), std::invalid_argument);
+  EXPECT_THROW(r.gauge("open_total", "only counters end in _total"), std::invalid_argument);
+  EXPECT_THROW(r.histogram("took_total", "only counters end in _total", {}, {1}), std::invalid_argument);
   for (const char* bad : {"", "9lives", "a:b", "a-b", "__reserved"})
     EXPECT_THROW(r.gauge("g", "h", {bad}), std::invalid_argument) << bad;
   EXPECT_THROW(r.gauge("g", "h", {"x", "x"}), std::invalid_argument);

@@ -16,10 +16,11 @@
 // A family without labels has its single child from the start (it is exposed as 0).
 //
 // Programming errors throw std::invalid_argument: a metric or label name outside Prometheus'
-// grammar, a counter whose name lacks the `_total` suffix, a histogram label named `le`,
-// buckets not strictly increasing, with() given the wrong number of values, a counter
-// decreased, or a name registered again with another type, other labels or other buckets
-// (registering it again with the same ones returns the same family; the first help stays).
+// grammar, a counter named without the `_total` suffix or a gauge or histogram with it (as
+// promtool's lint wants), a histogram label named `le`, buckets not strictly increasing,
+// with() given the wrong number of values, a counter decreased, or a name registered again
+// with another type, other labels or other buckets (registering it again with the same ones
+// returns the same family; the first help stays).
 //
 // Collectors (add_collector) run at the start of each exposition, to copy external state
 // (a Client's pool figures, ...) into gauges and counters.
