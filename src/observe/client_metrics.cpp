@@ -1,0 +1,239 @@
+#include <errand/observe/client_metrics.hpp>
+
+#include <array>
+#include <chrono>
+#include <mutex>
+#include <string_view>
+
+#include <boost/asio/this_coro.hpp>
+
+#include <errand/http/client.hpp>
+
+namespace errand::observe {
+namespace {
+
+namespace asio = boost::asio;
+using Seconds = std::chrono::duration<double>;
+
+std::string_view method_label(std::string_view method) {
+  static constexpr std::array<std::string_view, 9> known{"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                         "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  for (auto m : known)
+    if (m == method) return m;
+  return "other";
+}
+
+std::string_view status_class(int status) {
+  static constexpr std::array<std::string_view, 5> classes{"1xx", "2xx", "3xx", "4xx", "5xx"};
+  if (status < 100 || status > 599) return "other";
+  return classes[static_cast<std::size_t>(status / 100 - 1)];
+}
+
+class MetricsLayer final : public http::Middleware {
+ public:
+  explicit MetricsLayer(std::shared_ptr<Registry> registry)
+      : registry_(std::move(registry)),
+        requests_(registry_->counter("errand_http_client_requests_total",
+                                     "Logical HTTP requests by method, status class (responses) and error kind (failures).",
+                                     {"method", "status_class", "error_kind"})),
+        attempts_(registry_->counter("errand_http_client_attempts_total",
+                                     "Tries of HTTP requests, retries included.", {"method"})),
+        retries_(registry_->counter("errand_http_client_retries_total",
+                                    "Tries of HTTP requests after the first.", {"method"})),
+        fallbacks_(registry_->counter("errand_http_client_fallbacks_total",
+                                      "Responses produced by a fallback layer instead of the origin.", {"source"})),
+        duration_(registry_
+                      ->histogram("errand_http_client_request_duration_seconds",
+                                  "Time of logical HTTP requests, retries and backoff included.", {}, latency_buckets())
+                      .with({})) {
+    auto& phases = registry_->histogram("errand_http_client_phase_duration_seconds",
+                                        "Time of each phase of the last try of HTTP requests that got a response.",
+                                        {"phase"}, latency_buckets());
+    // Fixed label values: looked up once here, not per request.
+    dns_ = &phases.with({"dns"});
+    connect_ = &phases.with({"connect"});
+    tls_ = &phases.with({"tls"});
+    send_ = &phases.with({"send"});
+    wait_ = &phases.with({"wait"});
+    receive_ = &phases.with({"receive"});
+  }
+
+  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    co_await asio::this_coro::throw_if_cancelled(false);  // a cancellation is counted as an outcome
+    std::string_view method = method_label(request.method);
+    auto started = std::chrono::steady_clock::now();
+    Result<http::Response> outcome = co_await next(std::move(request));
+    record(method, outcome, Seconds(std::chrono::steady_clock::now() - started).count());
+    co_return outcome;
+  }
+
+ private:
+  void record(std::string_view method, const Result<http::Response>& outcome, double seconds) {
+    const auto& attempts = outcome ? outcome->attempts : outcome.error().attempts();
+    double tries = attempts.empty() ? 1.0 : static_cast<double>(attempts.size());
+    if (outcome) {
+      requests_.with({method, status_class(outcome->status), ""}).inc();
+      if (outcome->fallback) fallbacks_.with({outcome->fallback->source}).inc();
+      const auto& t = outcome->timings;
+      observe_phase(*dns_, t.dns);
+      observe_phase(*connect_, t.connect);
+      observe_phase(*tls_, t.tls);
+      observe_phase(*send_, t.send);
+      observe_phase(*wait_, t.wait);
+      observe_phase(*receive_, t.receive);
+    } else {
+      requests_.with({method, "", to_string(outcome.error().kind())}).inc();
+    }
+    attempts_.with({method}).inc(tries);
+    retries_.with({method}).inc(tries - 1);
+    duration_.observe(seconds);
+  }
+
+  static void observe_phase(Histogram& h, http::Duration d) {
+    if (d > http::Duration::zero()) h.observe(Seconds(d).count());
+  }
+
+  std::shared_ptr<Registry> registry_;
+  Family<Counter>& requests_;
+  Family<Counter>& attempts_;
+  Family<Counter>& retries_;
+  Family<Counter>& fallbacks_;
+  Histogram& duration_;
+  Histogram* dns_ = nullptr;
+  Histogram* connect_ = nullptr;
+  Histogram* tls_ = nullptr;
+  Histogram* send_ = nullptr;
+  Histogram* wait_ = nullptr;
+  Histogram* receive_ = nullptr;
+};
+
+// What a monotonic external counter grew by since it was last read.
+double growth(std::uint64_t now, std::uint64_t before) { return now > before ? static_cast<double>(now - before) : 0.0; }
+
+}  // namespace
+
+const std::vector<double>& latency_buckets() {
+  static const std::vector<double> buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                           0.25,   0.5,   1,      2.5,   5,    10,    30};
+  return buckets;
+}
+
+std::shared_ptr<http::Middleware> metrics(std::shared_ptr<Registry> registry) {
+  return std::make_shared<MetricsLayer>(std::move(registry));
+}
+
+// Deltas rather than absolute values, so that several Clients add up in one series and a
+// detached Client's connections leave the gauges.
+struct ClientWatch::State {
+  std::mutex mutex;
+  http::Client* client = nullptr;  // null once detached
+  http::PoolStats last;
+  Gauge* open = nullptr;
+  Gauge* idle = nullptr;
+  Counter* opened = nullptr;
+  Counter* reused = nullptr;
+  Counter* tls_full = nullptr;
+  Counter* tls_resumed = nullptr;
+
+  // Runs only from the Registry's exposition, so the families it touches are alive; detach()
+  // leaves the gauge correction to the next run for that reason.
+  void collect() {
+    std::lock_guard lock(mutex);
+    http::PoolStats now;
+    if (client) {
+      now = client->stats();
+      opened->inc(growth(now.opened, last.opened));
+      reused->inc(growth(now.reused, last.reused));
+      tls_full->inc(growth(now.tls_full_handshakes, last.tls_full_handshakes));
+      tls_resumed->inc(growth(now.tls_resumed_handshakes, last.tls_resumed_handshakes));
+    }
+    open->add(static_cast<double>(now.open_now) - static_cast<double>(last.open_now));
+    idle->add(static_cast<double>(now.idle_now) - static_cast<double>(last.idle_now));
+    if (client) {
+      last = now;
+    } else {
+      last.open_now = 0;
+      last.idle_now = 0;
+    }
+  }
+};
+
+ClientWatch& ClientWatch::operator=(ClientWatch&& other) noexcept {
+  if (this != &other) {
+    detach();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+ClientWatch::~ClientWatch() { detach(); }
+
+void ClientWatch::detach() noexcept {
+  if (!state_) return;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->client = nullptr;
+  }
+  state_.reset();
+}
+
+ClientWatch watch_client(Registry& registry, http::Client& client) {
+  auto state = std::make_shared<ClientWatch::State>();
+  state->client = &client;
+  auto& connections = registry.gauge("errand_http_client_connections",
+                                     "Pooled HTTP client connections now open (idle or busy) and idle.", {"state"});
+  state->open = &connections.with({"open"});
+  state->idle = &connections.with({"idle"});
+  state->opened =
+      &registry.counter("errand_http_client_connections_opened_total", "HTTP client connections established.")
+           .with({});
+  state->reused = &registry
+                       .counter("errand_http_client_connections_reused_total",
+                                "HTTP client requests served on an already used connection.")
+                       .with({});
+  auto& handshakes = registry.counter("errand_http_client_tls_handshakes_total",
+                                      "TLS handshakes of HTTP client connections, by whether a session was resumed.",
+                                      {"resumed"});
+  state->tls_full = &handshakes.with({"false"});
+  state->tls_resumed = &handshakes.with({"true"});
+  registry.add_collector([state] { state->collect(); });
+  return ClientWatch(std::move(state));
+}
+
+void watch_retries(Registry& registry, std::shared_ptr<resilience::RetryCounters> counters) {
+  struct State {
+    std::mutex mutex;
+    std::shared_ptr<resilience::RetryCounters> counters;
+    std::uint64_t last = 0;
+    Counter* exhausted = nullptr;
+  };
+  auto state = std::make_shared<State>();
+  state->counters = std::move(counters);
+  state->exhausted = &registry
+                          .counter("errand_http_client_retry_budget_exhausted_total",
+                                   "Retries of HTTP requests refused by the retry budget.")
+                          .with({});
+  registry.add_collector([state] {
+    std::lock_guard lock(state->mutex);
+    auto now = state->counters->budget_exhausted.load(std::memory_order_relaxed);
+    state->exhausted->inc(growth(now, state->last));
+    state->last = now;
+  });
+}
+
+std::function<void(const std::string&, resilience::BreakerState, resilience::BreakerState)> breaker_metrics(
+    std::shared_ptr<Registry> registry) {
+  auto* state = &registry->gauge("errand_http_client_breaker_state",
+                                 "Circuit breaker state per origin: 0 closed, 1 open, 2 half-open.", {"origin"});
+  auto* transitions = &registry->counter("errand_http_client_breaker_transitions_total",
+                                         "Circuit breaker state changes per origin, by the state entered.",
+                                         {"origin", "to"});
+  return [registry = std::move(registry), state, transitions](const std::string& origin, resilience::BreakerState,
+                                                              resilience::BreakerState to) {
+    double value = to == resilience::BreakerState::closed ? 0.0 : to == resilience::BreakerState::open ? 1.0 : 2.0;
+    state->with({origin}).set(value);
+    transitions->with({origin, resilience::to_string(to)}).inc();
+  };
+}
+
+}  // namespace errand::observe
