@@ -37,9 +37,11 @@ std::optional<SpanContext> incoming_parent(const http::Request& request) {
   return parent;
 }
 
+// A tracestate that came with an invalid traceparent must not travel on (W3C: ignore it).
 void inject(http::Request& request, const SpanContext& context) {
   request.headers.set("traceparent", context.traceparent());
-  if (!context.tracestate.empty()) request.headers.set("tracestate", context.tracestate);
+  if (context.tracestate.empty()) request.headers.remove("tracestate");
+  else request.headers.set("tracestate", context.tracestate);
 }
 
 // url.full without userinfo (credentials) and without the fragment (never sent).
@@ -110,9 +112,12 @@ class OuterLayer final : public http::Middleware {
   explicit OuterLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
   asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    co_await asio::this_coro::throw_if_cancelled(false);  // a cancelled request still ends its span
     auto parent = incoming_parent(request);
-    if (!tracer_->enabled()) {  // propagation only: no span is built
-      inject(request, parent ? SpanContext::child_of(*parent) : SpanContext::new_root());
+    if (!tracer_->enabled()) {
+      // Nothing is recorded, so no span id is made up: the caller's context goes on as it is
+      // (as OpenTelemetry's no-op tracer does), and a request without one starts a trace.
+      if (!parent) inject(request, SpanContext::new_root());
       co_return co_await next(std::move(request));
     }
     auto trace = std::make_shared<RequestTrace>(
@@ -156,9 +161,10 @@ class InnerLayer final : public http::Middleware {
   explicit InnerLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
   asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    co_await asio::this_coro::throw_if_cancelled(false);
     auto* trace = request.extensions.get<RequestTrace>();
     if (!trace && !tracer_->enabled()) {
-      if (!request.headers.contains("traceparent")) inject(request, SpanContext::new_root());
+      if (!incoming_parent(request)) inject(request, SpanContext::new_root());
       co_return co_await next(std::move(request));
     }
     int attempt = 1;

@@ -234,7 +234,7 @@ TEST_F(TracingTest, ABreakerOpeningIsAnEventAndAFastFailureSendsNoAttempt) {
   EXPECT_EQ(spans(SpanKind::client).size(), 2u);  // the refused call never reached the inner layer
 }
 
-TEST_F(TracingTest, WithoutExportersTheHeaderIsStillPropagated) {
+TEST_F(TracingTest, WithoutExportersTheCallersTraceparentGoesOnUnchanged) {
   auto c = client({}, true, std::make_shared<Tracer>());
   http::Headers h;
   h.add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
@@ -242,9 +242,28 @@ TEST_F(TracingTest, WithoutExportersTheHeaderIsStillPropagated) {
   ASSERT_TRUE(r);
   auto seen = parse_traceparent(echoed_header(r->body, "traceparent").value_or(""));
   ASSERT_TRUE(seen);
-  EXPECT_EQ(to_hex(seen->trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
-  EXPECT_NE(to_hex(seen->span_id), "00f067aa0ba902b7");
+  EXPECT_EQ(seen->traceparent(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   EXPECT_TRUE(collected_->spans().empty());
+  // Without one, a request starts a trace all the same.
+  auto fresh = send(c, url("/echo"));
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(parse_traceparent(echoed_header(fresh->body, "traceparent").value_or("")));
+}
+
+TEST_F(TracingTest, AnInvalidTraceparentStartsANewTraceAndItsTracestateIsNotPassedOn) {
+  auto c = client();
+  http::Headers h;
+  h.add("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01");
+  h.add("tracestate", "congo=t61rcWkgMzE");
+  auto r = send(c, url("/echo"), h);
+  ASSERT_TRUE(r) << r.error().describe();
+  auto logical = spans(SpanKind::internal);
+  ASSERT_EQ(logical.size(), 1u);
+  EXPECT_FALSE(logical[0].parent_span_id);
+  auto seen = parse_traceparent(echoed_header(r->body, "traceparent").value_or(""));
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->trace_id, logical[0].context.trace_id);
+  EXPECT_FALSE(echoed_header(r->body, "tracestate"));
 }
 
 bool all_hex(const std::string& s) {
