@@ -26,6 +26,21 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// Answers for a request that failed, as a fallback policy does, and says so on the Response.
+class StaticFallback final : public http::Middleware {
+ public:
+  boost::asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    auto outcome = co_await next(std::move(request));
+    if (outcome) co_return outcome;
+    http::Response answer;
+    answer.status = 200;
+    answer.body = "cached";
+    answer.fallback = http::FallbackInfo{"static", std::string(to_string(outcome.error().kind())) + ": " +
+                                                       outcome.error().message()};
+    co_return answer;
+  }
+};
+
 std::string key() {
   static std::mt19937_64 random{std::random_device{}()};
   return std::to_string(random());
@@ -232,6 +247,24 @@ TEST_F(TracingTest, ABreakerOpeningIsAnEventAndAFastFailureSendsNoAttempt) {
   EXPECT_EQ(text(logical[2], "error.type"), "circuit_open");
   EXPECT_EQ(number(logical[2], "errand.attempts"), 0);
   EXPECT_EQ(spans(SpanKind::client).size(), 2u);  // the refused call never reached the inner layer
+}
+
+TEST_F(TracingTest, AFallbackAnswerIsAnEventOnTheLogicalSpanWhileTheAttemptShowsTheFailure) {
+  auto c = client({std::make_shared<StaticFallback>()}, /*with_retry=*/false);
+  auto r = send(c, "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_TRUE(r->fallback);
+  auto logical = spans(SpanKind::internal);
+  auto attempts = spans(SpanKind::client);
+  ASSERT_EQ(logical.size(), 1u);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(text(attempts[0], "error.type"), "connect");
+  EXPECT_EQ(text(logical[0], "errand.fallback.source"), "static");
+  EXPECT_EQ(number(logical[0], "http.response.status_code"), 200);
+  ASSERT_EQ(logical[0].events.size(), 1u);
+  EXPECT_EQ(logical[0].events[0].name, "fallback");
+  ASSERT_EQ(logical[0].events[0].attributes.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(logical[0].events[0].attributes[1].second).rfind("connect: ", 0), 0u);
 }
 
 TEST_F(TracingTest, WithoutExportersTheCallersTraceparentGoesOnUnchanged) {
