@@ -15,6 +15,7 @@
 
 #include <errand/core/duration.hpp>
 #include <errand/http/client.hpp>
+#include <errand/observe/tracing.hpp>
 #include <errand/resilience/breaker.hpp>
 #include <errand/resilience/idempotency.hpp>
 #include <errand/resilience/retry.hpp>
@@ -55,7 +56,12 @@ struct GetOptions {
   bool retry = false;             // --retry: the default tiers
   int retries = -1;               // --retries N: at most N retries (implies --retry)
   std::vector<std::string> retry_on;  // --retry-on KINDS
+  bool trace = false;             // --trace: the span tree on stderr
+  std::string otlp;               // --otlp URL: spans to an OTLP/HTTP (JSON) collector
 };
+
+// How long the command waits, at the end, for its spans to reach the collector.
+constexpr std::chrono::milliseconds otlp_deadline{2000};
 
 double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -269,6 +275,28 @@ int execute(const GetOptions& o) {
   options.tls.ca_file = o.cacert;
   options.tls.cert_file = o.cert;
   options.tls.key_file = o.key;
+  std::shared_ptr<observe::CollectingExporter> collected;
+  std::shared_ptr<observe::OtlpHttpExporter> otlp;
+  std::optional<observe::TracingLayers> tracing;
+  if (o.trace || !o.otlp.empty()) {
+    auto tracer = std::make_shared<observe::Tracer>();
+    if (o.trace) {
+      collected = std::make_shared<observe::CollectingExporter>();
+      tracer->add_exporter(collected);
+    }
+    if (!o.otlp.empty()) {
+      std::string url = observe::otlp_traces_url(o.otlp);
+      if (auto parsed = http::Url::parse(url); !parsed)
+        return report_error(o, Error::config("--otlp: " + parsed.error().message()));
+      observe::OtlpOptions otlp_options;
+      otlp_options.endpoint = url;
+      otlp_options.timeout = otlp_deadline;
+      otlp = std::make_shared<observe::OtlpHttpExporter>(otlp_options);
+      tracer->add_exporter(otlp);
+    }
+    tracing = observe::tracing(tracer);
+    options.middleware.push_back(tracing->outer);  // outermost: the whole logical request
+  }
   if (o.breaker) options.middleware.push_back(resilience::breaker());  // outside the retries
   if (o.idempotency_key == "auto") options.middleware.push_back(resilience::idempotency_keys());  // once per request
   if (o.retry || o.retries >= 0 || !o.retry_on.empty()) {
@@ -282,12 +310,23 @@ int execute(const GetOptions& o) {
     }
     options.middleware.push_back(resilience::retry(policy));
   }
+  if (tracing) options.middleware.push_back(tracing->inner);  // innermost: one span per attempt
   int rc;
   {
     http::Client client(options);
     rc = asio::co_spawn(runtime.context(0), run(o, client, std::move(*request)), asio::use_future).get();
   }
   runtime.stop();
+  if (collected) std::fprintf(stderr, "%s", observe::format_span_tree(collected->spans()).c_str());
+  if (otlp) {
+    // Not reaching the collector is worth a warning, never a failed command.
+    otlp->shutdown(otlp_deadline);
+    auto stats = otlp->stats();
+    if (stats.dropped > 0)
+      std::fprintf(stderr, "errand: warning: %llu span(s) not exported to %s%s%s\n",
+                   static_cast<unsigned long long>(stats.dropped), otlp->url().c_str(),
+                   stats.last_error.empty() ? "" : ": ", stats.last_error.c_str());
+  }
   return rc;
 }
 
@@ -317,6 +356,9 @@ void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("--retries", o.retries, "retry at most N times (implies --retry)");
   cmd->add_option("--retry-on", o.retry_on, "retry only these kinds: dns,connect,tls,timeout,io,http_status (implies --retry)")
       ->delimiter(',');
+  cmd->add_flag("--trace", o.trace, "print the span tree (logical request, attempts, retries) to stderr");
+  cmd->add_option("--otlp", o.otlp,
+                  "export spans as OTLP/HTTP JSON to URL (a base URL gets /v1/traces), e.g. http://127.0.0.1:4318");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -76,6 +77,7 @@ constexpr std::uint64_t reset_promised_bytes = 1 << 20;
 constexpr std::uint64_t reset_sent_bytes = 1024;
 constexpr std::size_t max_flaky_keys = 10'000;
 constexpr std::size_t max_flaky_key_length = 256;
+constexpr std::size_t max_trace_exports = 1000;  // /v1/traces keeps the newest ones
 // How long a closing connection waits for the client to read our last response and hang up;
 // closing earlier with unread request bytes would send an RST that can destroy that response.
 constexpr std::chrono::milliseconds linger_timeout{1000};
@@ -87,14 +89,14 @@ constexpr std::chrono::milliseconds stop_grace{500};
 
 enum class Endpoint {
   ok, status, delay, bytes, stream, sse, drip, reset, close, headers, redirect, redirect_to,
-  gzip, deflate, brotli, zstd, flaky, echo, metrics, idempotent, other,
+  gzip, deflate, brotli, zstd, flaky, echo, metrics, idempotent, traces, other,
 };
 constexpr std::size_t endpoint_count = static_cast<std::size_t>(Endpoint::other) + 1;
 // Indexed by Endpoint; also the first path segment and the `endpoint` label in /metrics.
 constexpr std::array<std::string_view, endpoint_count> endpoint_names = {
     "ok", "status", "delay", "bytes", "stream", "sse", "drip", "reset", "close", "headers",
     "redirect", "redirect-to", "gzip", "deflate", "brotli", "zstd", "flaky", "echo", "metrics",
-    "idempotent", "other",
+    "idempotent", "traces", "other",
 };
 
 bool takes_path_argument(Endpoint e) {
@@ -122,11 +124,18 @@ Target parse_target(std::string_view target) {
   if (question != std::string_view::npos) t.query = target.substr(question + 1);
   if (t.path.empty() || t.path.front() != '/') return t;
 
+  // The OTLP collector's path, not a first segment like the others.
+  if (t.path == "/v1/traces") {
+    t.endpoint = Endpoint::traces;
+    t.routed = true;
+    return t;
+  }
   std::string_view rest = t.path.substr(1);
   std::size_t slash = rest.find('/');
   std::string_view first = rest.substr(0, slash);
   for (std::size_t i = 0; i + 1 < endpoint_count; ++i)
-    if (endpoint_names[i] == first) t.endpoint = static_cast<Endpoint>(i);
+    if (endpoint_names[i] == first && static_cast<Endpoint>(i) != Endpoint::traces)
+      t.endpoint = static_cast<Endpoint>(i);
   if (t.endpoint == Endpoint::other) return t;
 
   if (!takes_path_argument(t.endpoint)) {
@@ -318,6 +327,9 @@ struct Shared {
   std::unordered_map<std::string, std::uint64_t> applications;
   std::unordered_map<std::string, IdempotencyRecord> idempotency_records;
   std::unordered_map<std::string, std::uint64_t> keyless_calls;  // per counter
+
+  std::mutex traces_mutex;
+  std::deque<std::string> trace_exports;  // /v1/traces POST bodies (JSON), guarded by traces_mutex
 };
 
 class Connection;
@@ -532,6 +544,33 @@ Response echo_endpoint(const Request& req, const Target& t) {
   return make_response(req, 200, text + "\n", "application/json");
 }
 
+// A collector for OTLP/HTTP JSON exports, so that tests and demos need no OpenTelemetry
+// Collector: POST keeps the body (the newest max_trace_exports), GET lists them, DELETE forgets.
+Response traces_endpoint(Shared& shared, const Request& req) {
+  if (req.method() == http::verb::post) {
+    if (req[http::field::content_type].find("application/json") == std::string_view::npos)
+      return make_response(req, 415, "OTLP/HTTP here is JSON only: Content-Type: application/json\n");
+    auto body = nlohmann::ordered_json::parse(req.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return bad_request(req, "the body is not a JSON object");
+    std::lock_guard lock(shared.traces_mutex);
+    if (shared.trace_exports.size() >= max_trace_exports) shared.trace_exports.pop_front();
+    shared.trace_exports.push_back(body.dump());
+    return make_response(req, 200, "{}", "application/json");
+  }
+  std::lock_guard lock(shared.traces_mutex);
+  if (req.method() == http::verb::delete_) {
+    shared.trace_exports.clear();
+    return make_response(req, 200, "{}", "application/json");
+  }
+  std::string out = "[";
+  for (const auto& body : shared.trace_exports) {
+    if (out.size() > 1) out += ',';
+    out += body;
+  }
+  out += "]\n";
+  return make_response(req, 200, std::move(out), "application/json");
+}
+
 void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
@@ -574,6 +613,7 @@ Response complete_response(Shared& shared, const Request& req, const Target& t) 
       case Endpoint::flaky: return flaky_endpoint(shared, req, t);
       case Endpoint::echo: return echo_endpoint(req, t);
       case Endpoint::metrics: return metrics_endpoint(shared, req);
+      case Endpoint::traces: return traces_endpoint(shared, req);
       default: break;
     }
   }

@@ -1,0 +1,366 @@
+// Spans, the Tracer, the encodings (OTLP/JSON, JSON lines, the text tree) and the two simple
+// exporters. The Client layers are in tracing_layers.cpp, the OTLP/HTTP exporter in
+// otlp_exporter.cpp.
+#include <errand/observe/tracing.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+
+#include <errand/core/duration.hpp>
+
+namespace errand::observe {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+// Cuts `text` to at most `limit` bytes without splitting a UTF-8 sequence.
+std::string bounded(std::string_view text, std::size_t limit) {
+  if (text.size() <= limit) return std::string(text);
+  std::size_t cut = limit;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut));
+}
+
+std::string unix_nanos(SystemTime t) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+}
+
+double millis(SystemTime from, SystemTime to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// The protobuf JSON mapping writes non-finite doubles as strings.
+json otlp_double(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  return v;
+}
+
+json otlp_value(const AttributeValue& value) {
+  return std::visit(
+      [](const auto& v) -> json {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) return json{{"stringValue", v}};
+        else if constexpr (std::is_same_v<T, std::int64_t>) return json{{"intValue", std::to_string(v)}};
+        else if constexpr (std::is_same_v<T, double>) return json{{"doubleValue", otlp_double(v)}};
+        else return json{{"boolValue", v}};
+      },
+      value);
+}
+
+json otlp_attributes(const Attributes& attributes) {
+  json list = json::array();
+  for (const auto& [key, value] : attributes) list.push_back(json{{"key", key}, {"value", otlp_value(value)}});
+  return list;
+}
+
+json otlp_span(const Span& s) {
+  json j{{"traceId", to_hex(s.context.trace_id)}, {"spanId", to_hex(s.context.span_id)}};
+  if (!s.context.tracestate.empty()) j["traceState"] = s.context.tracestate;
+  if (s.parent_span_id) j["parentSpanId"] = to_hex(*s.parent_span_id);
+  j["name"] = s.name;
+  j["kind"] = s.kind == SpanKind::client ? 3 : 1;  // SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL
+  j["startTimeUnixNano"] = unix_nanos(s.start);
+  j["endTimeUnixNano"] = unix_nanos(s.end);
+  j["attributes"] = otlp_attributes(s.attributes);
+  json events = json::array();
+  for (const auto& e : s.events)
+    events.push_back(json{{"timeUnixNano", unix_nanos(e.time)}, {"name", e.name}, {"attributes", otlp_attributes(e.attributes)}});
+  j["events"] = std::move(events);
+  if (s.dropped_events) j["droppedEventsCount"] = s.dropped_events;
+  json status = json::object();
+  if (s.status == SpanStatus::ok) status["code"] = 1;  // STATUS_CODE_OK
+  if (s.status == SpanStatus::error) {
+    status["code"] = 2;  // STATUS_CODE_ERROR
+    if (!s.status_message.empty()) status["message"] = s.status_message;
+  }
+  j["status"] = std::move(status);
+  return j;
+}
+
+json plain_value(const AttributeValue& value) {
+  return std::visit(
+      [](const auto& v) -> json {
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, double>) return otlp_double(v);
+        else return v;
+      },
+      value);
+}
+
+json plain_attributes(const Attributes& attributes) {
+  json map = json::object();
+  for (const auto& [key, value] : attributes) map[key] = plain_value(value);
+  return map;
+}
+
+std::string_view kind_name(SpanKind kind) { return kind == SpanKind::client ? "client" : "internal"; }
+std::string_view status_name(SpanStatus status) {
+  switch (status) {
+    case SpanStatus::ok: return "ok";
+    case SpanStatus::error: return "error";
+    default: return "unset";
+  }
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string value_text(const AttributeValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) return v;
+        else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+        else if constexpr (std::is_same_v<T, double>) return dump(json(otlp_double(v)));
+        else return std::to_string(v);
+      },
+      value);
+}
+
+std::string attributes_text(const Attributes& attributes) {
+  std::string out;
+  for (const auto& [key, value] : attributes) {
+    out += ' ';
+    out += key;
+    out += '=';
+    out += value_text(value);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Span
+
+void Span::set(std::string_view key, AttributeValue value) {
+  for (auto& [k, v] : attributes) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  attributes.emplace_back(std::string(key), std::move(value));
+}
+
+const AttributeValue* Span::attribute(std::string_view key) const {
+  for (const auto& [k, v] : attributes)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+void Span::add_event(std::string_view event_name, Attributes event_attributes, SystemTime time) {
+  if (events.size() >= max_events) {
+    ++dropped_events;
+    return;
+  }
+  events.push_back(SpanEvent{std::string(event_name), time, std::move(event_attributes)});
+}
+
+void Span::set_error(std::string_view message) {
+  status = SpanStatus::error;
+  status_message = bounded(message, max_status_message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracer
+
+Tracer::Tracer(std::string service_name) : service_name_(std::move(service_name)) {}
+
+void Tracer::add_exporter(std::shared_ptr<SpanExporter> exporter) {
+  if (exporter) exporters_.push_back(std::move(exporter));
+}
+
+Span Tracer::start_span(std::string name, SpanKind kind, const SpanContext* parent) const {
+  Span span;
+  span.name = std::move(name);
+  span.kind = kind;
+  if (parent && parent->valid()) {
+    span.context = SpanContext::child_of(*parent);
+    span.parent_span_id = parent->span_id;
+  } else {
+    span.context = SpanContext::new_root();
+  }
+  span.start = std::chrono::system_clock::now();
+  return span;
+}
+
+void Tracer::end_span(Span& span) const {
+  if (span.end == SystemTime{}) span.end = std::chrono::system_clock::now();
+  if (!span.context.sampled) return;
+  for (const auto& exporter : exporters_) exporter->export_span(span);
+}
+
+void Tracer::flush() const {
+  for (const auto& exporter : exporters_) exporter->flush();
+}
+
+void Tracer::shutdown() const {
+  for (const auto& exporter : exporters_) exporter->shutdown();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encodings
+
+std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name) {
+  json list = json::array();
+  for (const auto& s : spans) list.push_back(otlp_span(s));
+  json resource{{"attributes", json::array({json{{"key", "service.name"},
+                                                 {"value", json{{"stringValue", std::string(service_name)}}}}})}};
+  json scope_spans = json::array({json{{"scope", json{{"name", "errand"}, {"version", "0.1"}}}, {"spans", std::move(list)}}});
+  json root{{"resourceSpans", json::array({json{{"resource", std::move(resource)}, {"scopeSpans", std::move(scope_spans)}}})}};
+  return dump(root);
+}
+
+std::string encode_json_line(const Span& s, std::string_view service_name) {
+  json j{{"trace_id", to_hex(s.context.trace_id)}, {"span_id", to_hex(s.context.span_id)}};
+  j["parent_span_id"] = s.parent_span_id ? json(to_hex(*s.parent_span_id)) : json(nullptr);
+  j["name"] = s.name;
+  j["kind"] = kind_name(s.kind);
+  j["start_unix_nano"] = std::chrono::duration_cast<std::chrono::nanoseconds>(s.start.time_since_epoch()).count();
+  j["end_unix_nano"] = std::chrono::duration_cast<std::chrono::nanoseconds>(s.end.time_since_epoch()).count();
+  j["duration_ms"] = std::round(millis(s.start, s.end) * 1000) / 1000;
+  j["attributes"] = plain_attributes(s.attributes);
+  json events = json::array();
+  for (const auto& e : s.events)
+    events.push_back(json{{"name", e.name},
+                          {"time_unix_nano", std::chrono::duration_cast<std::chrono::nanoseconds>(e.time.time_since_epoch()).count()},
+                          {"attributes", plain_attributes(e.attributes)}});
+  j["events"] = std::move(events);
+  json status{{"code", status_name(s.status)}};
+  if (!s.status_message.empty()) status["message"] = s.status_message;
+  j["status"] = std::move(status);
+  j["service.name"] = std::string(service_name);
+  return dump(j);
+}
+
+std::string format_span_tree(const std::vector<Span>& spans) {
+  // Children by parent span id; a span whose parent is not among `spans` is a root.
+  std::map<SpanId, std::vector<const Span*>> children;
+  std::vector<const Span*> roots;
+  auto known = [&](const SpanId& id) {
+    return std::any_of(spans.begin(), spans.end(), [&](const Span& s) { return s.context.span_id == id; });
+  };
+  for (const auto& s : spans) {
+    if (s.parent_span_id && known(*s.parent_span_id)) children[*s.parent_span_id].push_back(&s);
+    else roots.push_back(&s);
+  }
+  auto by_start = [](const Span* a, const Span* b) { return a->start < b->start; };
+  std::sort(roots.begin(), roots.end(), by_start);
+  for (auto& [id, list] : children) std::sort(list.begin(), list.end(), by_start);
+
+  std::string out;
+  auto print = [&](auto& self, const Span& s, const std::string& indent) -> void {
+    out += indent;
+    out += s.name;
+    out += " [";
+    out += kind_name(s.kind);
+    out += "] ";
+    out += format_duration(std::chrono::duration_cast<std::chrono::nanoseconds>(s.end - s.start));
+    if (s.status != SpanStatus::unset) {
+      out += ' ';
+      out += status_name(s.status);
+      if (!s.status_message.empty()) {
+        out += " (";
+        out += s.status_message;
+        out += ')';
+      }
+    }
+    out += "  span ";
+    out += to_hex(s.context.span_id);
+    out += '\n';
+    if (!s.attributes.empty()) {
+      out += indent;
+      out += "   ";
+      out += attributes_text(s.attributes);
+      out += '\n';
+    }
+    for (const auto& e : s.events) {
+      out += indent;
+      out += "    @+";
+      out += format_duration(std::chrono::duration_cast<std::chrono::nanoseconds>(e.time - s.start));
+      out += ' ';
+      out += e.name;
+      out += attributes_text(e.attributes);
+      out += '\n';
+    }
+    if (auto it = children.find(s.context.span_id); it != children.end())
+      for (const Span* child : it->second) self(self, *child, indent + "  ");
+  };
+  for (const Span* root : roots) {
+    out += "trace ";
+    out += to_hex(root->context.trace_id);
+    if (root->parent_span_id) {
+      out += " (parent span ";
+      out += to_hex(*root->parent_span_id);
+      out += ')';
+    }
+    out += '\n';
+    print(print, *root, "  ");
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CollectingExporter, JsonLinesExporter
+
+void CollectingExporter::export_span(const Span& span) {
+  std::lock_guard lock(mutex_);
+  if (spans_.size() >= max_spans_) {
+    ++dropped_;
+    return;
+  }
+  spans_.push_back(span);
+}
+
+std::vector<Span> CollectingExporter::spans() const {
+  std::lock_guard lock(mutex_);
+  return spans_;
+}
+
+std::uint64_t CollectingExporter::dropped() const {
+  std::lock_guard lock(mutex_);
+  return dropped_;
+}
+
+void CollectingExporter::clear() {
+  std::lock_guard lock(mutex_);
+  spans_.clear();
+  dropped_ = 0;
+}
+
+Result<std::shared_ptr<JsonLinesExporter>> JsonLinesExporter::open(const std::string& path, std::string service_name) {
+  if (path == "-") return std::make_shared<JsonLinesExporter>(stderr, false, std::move(service_name));
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f)
+    return fail(ErrorKind::io, "cannot open '" + path + "' for spans: " + std::strerror(errno),
+                std::error_code(errno, std::generic_category()));
+  return std::make_shared<JsonLinesExporter>(f, true, std::move(service_name));
+}
+
+JsonLinesExporter::JsonLinesExporter(std::FILE* out, bool owned, std::string service_name)
+    : out_(out), owned_(owned), service_name_(std::move(service_name)) {}
+
+JsonLinesExporter::~JsonLinesExporter() {
+  if (owned_) std::fclose(out_);
+}
+
+void JsonLinesExporter::export_span(const Span& span) {
+  std::string line = encode_json_line(span, service_name_);
+  line += '\n';
+  std::lock_guard lock(mutex_);
+  std::fwrite(line.data(), 1, line.size(), out_);  // stdio buffers: a write, not a wait on a peer
+}
+
+void JsonLinesExporter::flush() {
+  std::lock_guard lock(mutex_);
+  std::fflush(out_);
+}
+
+}  // namespace errand::observe

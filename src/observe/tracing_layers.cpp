@@ -1,0 +1,203 @@
+// The tracing layers of the Client: the logical request's span (outer) and one span per attempt
+// (inner). They meet through Request::extensions, which every copy of the request made by the
+// layers in between (retries) shares.
+#include <errand/observe/tracing.hpp>
+
+#include <algorithm>
+
+#include <boost/asio/this_coro.hpp>
+
+#include <errand/http/client.hpp>
+
+namespace errand::observe {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t max_tracestate = 512;
+
+// The spec lets a vendor cut tracestate at 512 bytes by dropping whole list members.
+std::string bounded_tracestate(std::string_view value) {
+  while (value.size() > max_tracestate) {
+    std::size_t comma = value.rfind(',', max_tracestate);
+    if (comma == std::string_view::npos) return {};
+    value = value.substr(0, comma);
+  }
+  return std::string(value);
+}
+
+// The caller's span, from the request's own traceparent / tracestate headers.
+std::optional<SpanContext> incoming_parent(const http::Request& request) {
+  auto header = request.headers.get("traceparent");
+  if (!header) return std::nullopt;
+  auto parent = parse_traceparent(*header);
+  if (!parent) return std::nullopt;
+  if (auto state = request.headers.get("tracestate")) parent->tracestate = bounded_tracestate(*state);
+  return parent;
+}
+
+// A tracestate that came with an invalid traceparent must not travel on (W3C: ignore it).
+void inject(http::Request& request, const SpanContext& context) {
+  request.headers.set("traceparent", context.traceparent());
+  if (context.tracestate.empty()) request.headers.remove("tracestate");
+  else request.headers.set("tracestate", context.tracestate);
+}
+
+// url.full without userinfo (credentials) and without the fragment (never sent).
+std::string full_url(const http::Url& url) {
+  return url.scheme() + "://" + url.host_header() + url.target();
+}
+
+void request_attributes(Span& span, const http::Request& request) {
+  span.set("http.request.method", request.method);
+  span.set("url.full", full_url(request.url));
+  span.set("server.address", request.url.host());
+  span.set("server.port", std::int64_t{request.url.port()});
+}
+
+// "127.0.0.1:8080" / "[::1]:443" → address and port.
+void peer_attributes(Span& span, std::string_view remote) {
+  std::size_t colon = remote.rfind(':');
+  if (remote.empty() || colon == std::string_view::npos) return;
+  std::string_view host = remote.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  span.set("network.peer.address", std::string(host));
+  std::int64_t port = 0;
+  for (char c : remote.substr(colon + 1)) {
+    if (c < '0' || c > '9') return;
+    port = port * 10 + (c - '0');
+  }
+  span.set("network.peer.port", port);
+}
+
+// The OpenTelemetry HTTP client rules: an error is a failure to get a response, or a status of
+// 400 or more (error.type is then the status code).
+void outcome_attributes(Span& span, const Result<http::Response>& outcome) {
+  if (outcome) {
+    span.set("http.response.status_code", std::int64_t{outcome->status});
+    if (outcome->status >= 400) {
+      span.set("error.type", std::to_string(outcome->status));
+      span.status = SpanStatus::error;
+    }
+    return;
+  }
+  const Error& e = outcome.error();
+  span.set("error.type", std::string(to_string(e.kind())));
+  if (e.phase() != Phase::none) span.set("errand.error.phase", std::string(to_string(e.phase())));
+  span.set_error(e.message());
+}
+
+// The logical request's span, shared by its attempts through Request::extensions; the
+// resilience layers' events land on it.
+class RequestTrace final : public http::RequestEvents {
+ public:
+  RequestTrace(Span span) : span_(std::move(span)) {}
+
+  void event(std::string_view name, http::EventAttributes attributes) override {
+    span_.add_event(name, std::move(attributes));
+  }
+
+  Span& span() noexcept { return span_; }
+  int next_attempt() noexcept { return ++attempts_; }
+  int attempts() const noexcept { return attempts_; }
+
+ private:
+  Span span_;
+  int attempts_ = 0;
+};
+
+class OuterLayer final : public http::Middleware {
+ public:
+  explicit OuterLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
+
+  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    co_await asio::this_coro::throw_if_cancelled(false);  // a cancelled request still ends its span
+    auto parent = incoming_parent(request);
+    if (!tracer_->enabled()) {
+      // Nothing is recorded, so no span id is made up: the caller's context goes on as it is
+      // (as OpenTelemetry's no-op tracer does), and a request without one starts a trace.
+      if (!parent) inject(request, SpanContext::new_root());
+      co_return co_await next(std::move(request));
+    }
+    auto trace = std::make_shared<RequestTrace>(
+        tracer_->start_span(request.method, SpanKind::internal, parent ? &*parent : nullptr));
+    Span& span = trace->span();
+    request_attributes(span, request);
+    inject(request, span.context);
+    request.extensions.insert(trace);
+    request.extensions.insert<http::RequestEvents>(trace);
+
+    Result<http::Response> outcome = co_await next(std::move(request));
+
+    outcome_attributes(span, outcome);
+    // Without an inner layer nothing counted the attempts; a retry layer lists them, and a
+    // breaker or bulkhead that failed fast sent nothing.
+    int attempts = trace->attempts();
+    if (attempts == 0) {
+      std::size_t listed = outcome ? outcome->attempts.size() : outcome.error().attempts().size();
+      bool failed_fast = !outcome && (outcome.error().kind() == ErrorKind::circuit_open ||
+                                      outcome.error().kind() == ErrorKind::overloaded);
+      attempts = listed ? static_cast<int>(listed) : failed_fast ? 0 : 1;
+    }
+    span.set("errand.attempts", std::int64_t{attempts});
+    if (outcome && outcome->fallback) {
+      span.set("errand.fallback.source", outcome->fallback->source);
+      bool told = std::any_of(span.events.begin(), span.events.end(), [](const SpanEvent& e) { return e.name == "fallback"; });
+      if (!told)
+        span.add_event("fallback", {{"fallback.source", outcome->fallback->source},
+                                    {"fallback.reason", outcome->fallback->reason}});
+    }
+    tracer_->end_span(span);
+    co_return outcome;
+  }
+
+ private:
+  std::shared_ptr<Tracer> tracer_;
+};
+
+class InnerLayer final : public http::Middleware {
+ public:
+  explicit InnerLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
+
+  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto* trace = request.extensions.get<RequestTrace>();
+    if (!trace && !tracer_->enabled()) {
+      if (!incoming_parent(request)) inject(request, SpanContext::new_root());
+      co_return co_await next(std::move(request));
+    }
+    int attempt = 1;
+    std::optional<SpanContext> parent;
+    if (trace) {
+      attempt = trace->next_attempt();
+      parent = trace->span().context;
+    } else {
+      parent = incoming_parent(request);  // no outer layer: the caller's span is the parent
+    }
+    Span span = tracer_->start_span(request.method, SpanKind::client, parent ? &*parent : nullptr);
+    request_attributes(span, request);
+    span.set("errand.attempt", std::int64_t{attempt});
+    if (attempt > 1) span.set("http.request.resend_count", std::int64_t{attempt - 1});
+    inject(request, span.context);
+
+    Result<http::Response> outcome = co_await next(std::move(request));
+
+    outcome_attributes(span, outcome);
+    if (outcome) peer_attributes(span, outcome->remote_address);
+    tracer_->end_span(span);
+    co_return outcome;
+  }
+
+ private:
+  std::shared_ptr<Tracer> tracer_;
+};
+
+}  // namespace
+
+TracingLayers tracing(std::shared_ptr<Tracer> tracer) {
+  if (!tracer) tracer = std::make_shared<Tracer>();
+  return TracingLayers{std::make_shared<OuterLayer>(tracer), std::make_shared<InnerLayer>(tracer)};
+}
+
+}  // namespace errand::observe

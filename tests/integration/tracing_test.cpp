@@ -1,0 +1,431 @@
+// The tracing layers on a real Client against the target server: the traceparent the server
+// receives, parent/child linkage with the caller's span, attempt spans and retry events,
+// failures, breaker events; and the OTLP/HTTP exporter posting to the target's /v1/traces
+// collector, its bounded queue and its shutdown deadline.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include <errand/http/client.hpp>
+#include <errand/observe/tracing.hpp>
+#include <errand/resilience/breaker.hpp>
+#include <errand/resilience/retry.hpp>
+
+#include "server/target_server.hpp"
+#include "support.hpp"
+
+namespace errand::observe {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// Answers for a request that failed, as a fallback policy does, and says so on the Response.
+class StaticFallback final : public http::Middleware {
+ public:
+  boost::asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+    auto outcome = co_await next(std::move(request));
+    if (outcome) co_return outcome;
+    http::Response answer;
+    answer.status = 200;
+    answer.body = "cached";
+    answer.fallback = http::FallbackInfo{"static", std::string(to_string(outcome.error().kind())) + ": " +
+                                                       outcome.error().message()};
+    co_return answer;
+  }
+};
+
+std::string key() {
+  static std::mt19937_64 random{std::random_device{}()};
+  return std::to_string(random());
+}
+
+// Retries that do not make the suite slow.
+resilience::RetryPolicy quick_retries() {
+  resilience::RetryPolicy p;
+  p.status = resilience::Tier{3, resilience::Backoff{5ms, 1.0, 0.0}};
+  p.network = resilience::Tier{2, resilience::Backoff{5ms, 1.0, 0.0}};
+  return p;
+}
+
+std::string text(const Span& s, std::string_view key) {
+  const AttributeValue* v = s.attribute(key);
+  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string("<absent>");
+}
+std::int64_t number(const Span& s, std::string_view key) {
+  const AttributeValue* v = s.attribute(key);
+  return v && std::holds_alternative<std::int64_t>(*v) ? std::get<std::int64_t>(*v) : -1;
+}
+
+// The value of a request header as the target's /echo saw it.
+std::optional<std::string> echoed_header(const std::string& body, std::string_view name) {
+  json echo = json::parse(body);
+  for (const auto& field : echo["headers"])
+    if (http::iequals(field[0].get<std::string>(), name)) return field[1].get<std::string>();
+  return std::nullopt;
+}
+
+class TracingTest : public testing::TargetSuite {
+ protected:
+  // tracing outer → [extra layers] → retry → tracing inner
+  http::Client client(std::vector<std::shared_ptr<http::Middleware>> between = {}, bool with_retry = true,
+                      std::shared_ptr<Tracer> tracer = nullptr) {
+    if (!tracer) {
+      tracer = std::make_shared<Tracer>();
+      tracer->add_exporter(collected_);
+    }
+    auto layers = tracing(tracer);
+    http::ClientOptions o;
+    o.runtime = &runtime_;
+    o.middleware.push_back(layers.outer);
+    for (auto& layer : between) o.middleware.push_back(layer);
+    if (with_retry) o.middleware.push_back(resilience::retry(quick_retries()));
+    o.middleware.push_back(layers.inner);
+    return http::Client(o);
+  }
+  Result<http::Response> send(http::Client& c, const std::string& u, http::Headers headers = {},
+                              const std::string& method = "GET") {
+    auto r = http::Request::make(method, u);
+    EXPECT_TRUE(r);
+    r->headers = std::move(headers);
+    return testing::run_sync(runtime_, c.send(std::move(*r)));
+  }
+  std::vector<Span> spans(SpanKind kind) const {
+    std::vector<Span> out;
+    for (auto& s : collected_->spans())
+      if (s.kind == kind) out.push_back(s);
+    return out;
+  }
+
+  std::shared_ptr<CollectingExporter> collected_ = std::make_shared<CollectingExporter>();
+  net::Runtime runtime_{{.threads = 1}};
+};
+
+TEST_F(TracingTest, TheServerSeesTheAttemptSpanAsParentInTheLogicalSpansTrace) {
+  auto c = client();
+  auto r = send(c, url("/echo"));
+  ASSERT_TRUE(r) << r.error().describe();
+  auto header = echoed_header(r->body, "traceparent");
+  ASSERT_TRUE(header);
+  auto seen = parse_traceparent(*header);
+  ASSERT_TRUE(seen) << *header;
+
+  auto logical = spans(SpanKind::internal);
+  auto attempts = spans(SpanKind::client);
+  ASSERT_EQ(logical.size(), 1u);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(seen->trace_id, logical[0].context.trace_id);
+  EXPECT_EQ(seen->span_id, attempts[0].context.span_id);
+  EXPECT_EQ(attempts[0].context.trace_id, logical[0].context.trace_id);
+  ASSERT_TRUE(attempts[0].parent_span_id);
+  EXPECT_EQ(*attempts[0].parent_span_id, logical[0].context.span_id);
+  EXPECT_FALSE(logical[0].parent_span_id);  // a new trace: the caller sent none
+
+  const Span& a = attempts[0];
+  EXPECT_EQ(a.name, "GET");
+  EXPECT_EQ(text(a, "http.request.method"), "GET");
+  EXPECT_EQ(text(a, "url.full"), url("/echo"));
+  EXPECT_EQ(text(a, "server.address"), "127.0.0.1");
+  EXPECT_EQ(number(a, "server.port"), target_->port());
+  EXPECT_EQ(number(a, "http.response.status_code"), 200);
+  EXPECT_EQ(number(a, "errand.attempt"), 1);
+  EXPECT_EQ(a.attribute("http.request.resend_count"), nullptr);
+  EXPECT_EQ(a.attribute("error.type"), nullptr);
+  EXPECT_EQ(text(a, "network.peer.address"), "127.0.0.1");
+  EXPECT_EQ(a.status, SpanStatus::unset);
+  EXPECT_LE(logical[0].start, a.start);
+  EXPECT_GE(logical[0].end, a.end);
+  EXPECT_EQ(number(logical[0], "errand.attempts"), 1);
+}
+
+TEST_F(TracingTest, ACallersTraceparentMakesTheLogicalSpanItsChildAndTracestateIsCarried) {
+  auto c = client();
+  http::Headers h;
+  h.add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  h.add("tracestate", "congo=t61rcWkgMzE");
+  auto r = send(c, url("/echo"), h);
+  ASSERT_TRUE(r) << r.error().describe();
+  auto logical = spans(SpanKind::internal);
+  ASSERT_EQ(logical.size(), 1u);
+  EXPECT_EQ(to_hex(logical[0].context.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+  ASSERT_TRUE(logical[0].parent_span_id);
+  EXPECT_EQ(to_hex(*logical[0].parent_span_id), "00f067aa0ba902b7");
+
+  auto seen = parse_traceparent(echoed_header(r->body, "traceparent").value_or(""));
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(to_hex(seen->trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(seen->span_id, spans(SpanKind::client).at(0).context.span_id);
+  EXPECT_EQ(echoed_header(r->body, "tracestate"), "congo=t61rcWkgMzE");
+  // Replaced, not added: the server sees one traceparent.
+  json echo = json::parse(r->body);
+  int count = 0;
+  for (const auto& field : echo["headers"]) count += http::iequals(field[0].get<std::string>(), "traceparent");
+  EXPECT_EQ(count, 1);
+}
+
+TEST_F(TracingTest, AFlakyEndpointGivesOneLogicalSpanThreeAttemptSpansAndTwoRetryEvents) {
+  auto c = client();
+  auto r = send(c, url("/flaky?fail=2&key=" + key()));
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  auto logical = spans(SpanKind::internal);
+  auto attempts = spans(SpanKind::client);
+  ASSERT_EQ(logical.size(), 1u);
+  ASSERT_EQ(attempts.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const Span& a = attempts[static_cast<std::size_t>(i)];
+    EXPECT_EQ(number(a, "errand.attempt"), i + 1);
+    EXPECT_EQ(*a.parent_span_id, logical[0].context.span_id);
+    if (i > 0) {
+      EXPECT_EQ(number(a, "http.request.resend_count"), i);
+    }
+  }
+  EXPECT_EQ(number(attempts[0], "http.response.status_code"), 503);
+  EXPECT_EQ(text(attempts[0], "error.type"), "503");
+  EXPECT_EQ(attempts[0].status, SpanStatus::error);
+  EXPECT_EQ(number(attempts[2], "http.response.status_code"), 200);
+  EXPECT_EQ(attempts[2].status, SpanStatus::unset);
+
+  const Span& l = logical[0];
+  EXPECT_EQ(number(l, "errand.attempts"), 3);
+  EXPECT_EQ(number(l, "http.response.status_code"), 200);
+  EXPECT_EQ(l.status, SpanStatus::unset);
+  ASSERT_EQ(l.events.size(), 2u);
+  for (const auto& e : l.events) EXPECT_EQ(e.name, "retry");
+  EXPECT_EQ(std::get<std::int64_t>(l.events[0].attributes.at(0).second), 2);  // retry.attempt
+  EXPECT_EQ(std::get<std::int64_t>(l.events[1].attributes.at(0).second), 3);
+  // Each retry event falls between the attempt it follows and the next one.
+  EXPECT_GE(l.events[0].time, attempts[0].end);
+  EXPECT_LE(l.events[0].time, attempts[1].start);
+}
+
+TEST_F(TracingTest, ARefusedConnectionEndsBothSpansInErrorWithTypeConnect) {
+  auto c = client({}, /*with_retry=*/false);
+  auto r = send(c, "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");
+  ASSERT_FALSE(r);
+  ASSERT_EQ(r.error().kind(), ErrorKind::connect);
+  auto logical = spans(SpanKind::internal);
+  auto attempts = spans(SpanKind::client);
+  ASSERT_EQ(logical.size(), 1u);
+  ASSERT_EQ(attempts.size(), 1u);
+  for (const Span* s : {&logical[0], &attempts[0]}) {
+    EXPECT_EQ(s->status, SpanStatus::error);
+    EXPECT_EQ(text(*s, "error.type"), "connect");
+    EXPECT_EQ(s->status_message, r.error().message().substr(0, Span::max_status_message));
+    EXPECT_FALSE(s->status_message.empty());
+    EXPECT_EQ(s->attribute("http.response.status_code"), nullptr);
+  }
+}
+
+TEST_F(TracingTest, ABreakerOpeningIsAnEventAndAFastFailureSendsNoAttempt) {
+  resilience::BreakerOptions o;
+  o.minimum_calls = 2;
+  o.window_calls = 2;
+  o.open_for = 10s;
+  auto c = client({resilience::breaker(o)}, /*with_retry=*/false);
+  ASSERT_TRUE(send(c, url("/status/500")));
+  ASSERT_TRUE(send(c, url("/status/500")));
+  auto refused = send(c, url("/ok"));
+  ASSERT_FALSE(refused);
+  ASSERT_EQ(refused.error().kind(), ErrorKind::circuit_open);
+
+  auto logical = spans(SpanKind::internal);
+  ASSERT_EQ(logical.size(), 3u);
+  EXPECT_TRUE(logical[0].events.empty());
+  ASSERT_EQ(logical[1].events.size(), 1u);
+  EXPECT_EQ(logical[1].events[0].name, "breaker.transition");
+  const auto& attrs = logical[1].events[0].attributes;
+  auto to = std::find_if(attrs.begin(), attrs.end(), [](const auto& kv) { return kv.first == "breaker.to"; });
+  ASSERT_NE(to, attrs.end());
+  EXPECT_EQ(std::get<std::string>(to->second), "open");
+  EXPECT_EQ(text(logical[2], "error.type"), "circuit_open");
+  EXPECT_EQ(number(logical[2], "errand.attempts"), 0);
+  EXPECT_EQ(spans(SpanKind::client).size(), 2u);  // the refused call never reached the inner layer
+}
+
+TEST_F(TracingTest, AFallbackAnswerIsAnEventOnTheLogicalSpanWhileTheAttemptShowsTheFailure) {
+  auto c = client({std::make_shared<StaticFallback>()}, /*with_retry=*/false);
+  auto r = send(c, "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_TRUE(r->fallback);
+  auto logical = spans(SpanKind::internal);
+  auto attempts = spans(SpanKind::client);
+  ASSERT_EQ(logical.size(), 1u);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(text(attempts[0], "error.type"), "connect");
+  EXPECT_EQ(text(logical[0], "errand.fallback.source"), "static");
+  EXPECT_EQ(number(logical[0], "http.response.status_code"), 200);
+  ASSERT_EQ(logical[0].events.size(), 1u);
+  EXPECT_EQ(logical[0].events[0].name, "fallback");
+  ASSERT_EQ(logical[0].events[0].attributes.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(logical[0].events[0].attributes[1].second).rfind("connect: ", 0), 0u);
+}
+
+TEST_F(TracingTest, WithoutExportersTheCallersTraceparentGoesOnUnchanged) {
+  auto c = client({}, true, std::make_shared<Tracer>());
+  http::Headers h;
+  h.add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  auto r = send(c, url("/echo"), h);
+  ASSERT_TRUE(r);
+  auto seen = parse_traceparent(echoed_header(r->body, "traceparent").value_or(""));
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->traceparent(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_TRUE(collected_->spans().empty());
+  // Without one, a request starts a trace all the same.
+  auto fresh = send(c, url("/echo"));
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(parse_traceparent(echoed_header(fresh->body, "traceparent").value_or("")));
+}
+
+TEST_F(TracingTest, AnInvalidTraceparentStartsANewTraceAndItsTracestateIsNotPassedOn) {
+  auto c = client();
+  http::Headers h;
+  h.add("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01");
+  h.add("tracestate", "congo=t61rcWkgMzE");
+  auto r = send(c, url("/echo"), h);
+  ASSERT_TRUE(r) << r.error().describe();
+  auto logical = spans(SpanKind::internal);
+  ASSERT_EQ(logical.size(), 1u);
+  EXPECT_FALSE(logical[0].parent_span_id);
+  auto seen = parse_traceparent(echoed_header(r->body, "traceparent").value_or(""));
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->trace_id, logical[0].context.trace_id);
+  EXPECT_FALSE(echoed_header(r->body, "tracestate"));
+}
+
+bool all_hex(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+TEST_F(TracingTest, TheOtlpExporterPostsSpansThatTheCollectorEndpointKeepsInTheOtlpJsonShape) {
+  // This suite's target is shared; the POST bodies kept before this test do not matter.
+  http::ClientOptions plain_options;
+  plain_options.runtime = &runtime_;
+  http::Client plain(plain_options);
+  ASSERT_TRUE(send(plain, url("/v1/traces"), {}, "DELETE"));
+
+  OtlpOptions options;
+  options.endpoint = target_->base_url();
+  options.service_name = "tracing-test";
+  options.flush_interval = 10s;  // only flush() sends
+  auto otlp = std::make_shared<OtlpHttpExporter>(options);
+  EXPECT_EQ(otlp->url(), url("/v1/traces"));
+  auto tracer = std::make_shared<Tracer>("tracing-test");
+  tracer->add_exporter(otlp);
+  auto c = client({}, true, tracer);
+  ASSERT_TRUE(send(c, url("/flaky?fail=1&key=" + key())));
+  ASSERT_TRUE(otlp->flush(5000ms));
+  EXPECT_EQ(otlp->stats().exported, 3u);
+  EXPECT_EQ(otlp->dropped(), 0u);
+
+  auto got = send(plain, url("/v1/traces"));
+  ASSERT_TRUE(got);
+  json exports = json::parse(got->body);
+  ASSERT_EQ(exports.size(), 1u) << got->body;  // one batch
+  const json& rs = exports[0]["resourceSpans"];
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0]["resource"]["attributes"][0],
+            (json{{"key", "service.name"}, {"value", {{"stringValue", "tracing-test"}}}}));
+  const json& ss = rs[0]["scopeSpans"];
+  ASSERT_EQ(ss.size(), 1u);
+  EXPECT_EQ(ss[0]["scope"]["name"], "errand");
+  const json& list = ss[0]["spans"];
+  ASSERT_EQ(list.size(), 3u);
+
+  const json* logical = nullptr;
+  std::vector<const json*> attempts;
+  for (const auto& s : list) {
+    std::string trace = s["traceId"], span = s["spanId"];
+    EXPECT_EQ(trace.size(), 32u);
+    EXPECT_EQ(span.size(), 16u);
+    EXPECT_TRUE(all_hex(trace) && all_hex(span)) << s.dump();
+    EXPECT_TRUE(all_digits(s["startTimeUnixNano"]) && all_digits(s["endTimeUnixNano"])) << s.dump();
+    EXPECT_LE(std::stoull(s["startTimeUnixNano"].get<std::string>()), std::stoull(s["endTimeUnixNano"].get<std::string>()));
+    EXPECT_EQ(s["name"], "GET");
+    if (s["kind"] == 1) logical = &s;
+    else if (s["kind"] == 3) attempts.push_back(&s);
+    else ADD_FAILURE() << "kind " << s["kind"];
+  }
+  ASSERT_NE(logical, nullptr);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_FALSE(logical->contains("parentSpanId"));
+  ASSERT_EQ((*logical)["events"].size(), 1u);
+  EXPECT_EQ((*logical)["events"][0]["name"], "retry");
+  EXPECT_TRUE(all_digits((*logical)["events"][0]["timeUnixNano"]));
+  for (const json* a : attempts) {
+    EXPECT_EQ((*a)["traceId"], (*logical)["traceId"]);
+    EXPECT_EQ((*a)["parentSpanId"], (*logical)["spanId"]);
+    std::map<std::string, json> attrs;
+    for (const auto& kv : (*a)["attributes"]) attrs[kv["key"]] = kv["value"];
+    EXPECT_EQ(attrs["http.request.method"], (json{{"stringValue", "GET"}}));
+    EXPECT_EQ(attrs["server.address"], (json{{"stringValue", "127.0.0.1"}}));
+    EXPECT_TRUE(attrs.count("url.full"));
+    EXPECT_TRUE(attrs["http.response.status_code"].contains("intValue"));
+  }
+  std::set<std::string> codes;
+  for (const json* a : attempts) {
+    for (const auto& kv : (*a)["attributes"])
+      if (kv["key"] == "http.response.status_code") codes.insert(kv["value"]["intValue"].get<std::string>());
+    if ((*a)["status"].contains("code")) {
+      EXPECT_EQ((*a)["status"]["code"], 2);
+    }
+  }
+  EXPECT_EQ(codes, (std::set<std::string>{"503", "200"}));
+  otlp->shutdown(1000ms);
+}
+
+TEST_F(TracingTest, AFullQueueDropsAndCountsWithoutBlockingAndShutdownEndsWithADeadCollector) {
+  OtlpOptions options;
+  options.endpoint = "http://127.0.0.1:" + std::to_string(testing::free_port());
+  options.max_queue = 10;
+  options.max_batch = 1000;      // never a full batch: nothing is sent before shutdown
+  options.flush_interval = 60s;
+  OtlpHttpExporter otlp(options);
+  Tracer tracer;
+  Span s = tracer.start_span("GET", SpanKind::client);
+  tracer.end_span(s);
+  auto started = Clock::now();
+  for (int i = 0; i < 100; ++i) otlp.export_span(s);
+  EXPECT_LT(Clock::now() - started, 1s);
+  EXPECT_EQ(otlp.dropped(), 90u);
+  started = Clock::now();
+  otlp.shutdown(2000ms);  // one POST, refused at once
+  EXPECT_LT(Clock::now() - started, 2500ms);
+  auto stats = otlp.stats();
+  EXPECT_EQ(stats.dropped, 100u);
+  EXPECT_EQ(stats.exported, 0u);
+  EXPECT_EQ(stats.failed_posts, 1u);
+  EXPECT_NE(stats.last_error.find("connect"), std::string::npos) << stats.last_error;
+  otlp.export_span(s);  // after shutdown: dropped, not queued
+  EXPECT_EQ(otlp.dropped(), 101u);
+}
+
+TEST_F(TracingTest, ShutdownCancelsAPostToAStalledCollectorAtItsDeadline) {
+  OtlpOptions options;
+  options.endpoint = url("/delay/20000");  // answers after 20 s: a collector that hangs
+  options.timeout = 30s;
+  options.flush_interval = 10ms;
+  OtlpHttpExporter otlp(options);
+  Tracer tracer;
+  Span s = tracer.start_span("GET", SpanKind::client);
+  tracer.end_span(s);
+  otlp.export_span(s);
+  EXPECT_FALSE(otlp.flush(300ms));  // the POST is under way and does not finish
+  auto started = Clock::now();
+  otlp.shutdown(200ms);
+  EXPECT_LT(Clock::now() - started, 2s);
+  EXPECT_EQ(otlp.stats().dropped, 1u);
+  EXPECT_NE(otlp.stats().last_error.find("cancelled"), std::string::npos) << otlp.stats().last_error;
+}
+
+}  // namespace
+}  // namespace errand::observe

@@ -1,0 +1,276 @@
+// Spans and their encodings: the OTLP/JSON mapping (exact structure), JSON lines, the text
+// tree, bounds (events, status message, collected spans), sampling and the OTLP URL rule.
+#include <errand/observe/tracing.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <errand/core/duration.hpp>
+
+namespace errand::observe {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+SystemTime at(std::int64_t unix_nanos) { return SystemTime(std::chrono::nanoseconds(unix_nanos)); }
+
+SpanContext context(const char* traceparent) {
+  auto c = parse_traceparent(traceparent);
+  EXPECT_TRUE(c) << traceparent;
+  return c.value_or(SpanContext{});
+}
+
+// A client span with a value of every type, an event and an error.
+Span full_span() {
+  Span s;
+  s.name = "GET";
+  s.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  s.parent_span_id = context("00-4bf92f3577b34da6a3ce929d0e0e4736-a1b2c3d4e5f60718-01").span_id;
+  s.kind = SpanKind::client;
+  s.start = at(1'700'000'000'123'456'789);
+  s.end = at(1'700'000'000'223'456'789);
+  s.set("url.full", std::string("http://127.0.0.1:8080/echo"));
+  s.set("http.response.status_code", std::int64_t{503});
+  s.set("errand.ratio", 0.25);
+  s.set("errand.reused", true);
+  s.add_event("retry", {{"retry.attempt", std::int64_t{2}}, {"retry.after", std::string("503")}},
+              at(1'700'000'000'200'000'000));
+  s.set_error("service unavailable");
+  return s;
+}
+
+TEST(Tracing, OtlpJsonFollowsTheProtobufJsonMappingExactly) {
+  json got = json::parse(encode_otlp_json({full_span()}, "checkout"));
+  json want = json::parse(R"({
+    "resourceSpans": [{
+      "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+      "scopeSpans": [{
+        "scope": {"name": "errand", "version": "0.1"},
+        "spans": [{
+          "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+          "spanId": "00f067aa0ba902b7",
+          "parentSpanId": "a1b2c3d4e5f60718",
+          "name": "GET",
+          "kind": 3,
+          "startTimeUnixNano": "1700000000123456789",
+          "endTimeUnixNano": "1700000000223456789",
+          "attributes": [
+            {"key": "url.full", "value": {"stringValue": "http://127.0.0.1:8080/echo"}},
+            {"key": "http.response.status_code", "value": {"intValue": "503"}},
+            {"key": "errand.ratio", "value": {"doubleValue": 0.25}},
+            {"key": "errand.reused", "value": {"boolValue": true}}
+          ],
+          "events": [{
+            "timeUnixNano": "1700000000200000000",
+            "name": "retry",
+            "attributes": [
+              {"key": "retry.attempt", "value": {"intValue": "2"}},
+              {"key": "retry.after", "value": {"stringValue": "503"}}
+            ]
+          }],
+          "status": {"code": 2, "message": "service unavailable"}
+        }]
+      }]
+    }]
+  })");
+  EXPECT_EQ(got, want) << got.dump(2);
+}
+
+TEST(Tracing, OtlpJsonOfARootInternalSpanHasNoParentAndAnEmptyStatus) {
+  Span s;
+  s.name = "POST";
+  s.context = context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  s.context.tracestate = "vendor=1";
+  s.start = at(5);
+  s.end = at(7);
+  s.set("errand.nan", std::numeric_limits<double>::quiet_NaN());
+  s.set("errand.inf", -std::numeric_limits<double>::infinity());
+  json span = json::parse(encode_otlp_json({s}, "errand"))["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+  EXPECT_FALSE(span.contains("parentSpanId"));
+  EXPECT_EQ(span["kind"], 1);
+  EXPECT_EQ(span["traceState"], "vendor=1");
+  EXPECT_EQ(span["status"], json::object());
+  EXPECT_EQ(span["startTimeUnixNano"], "5");
+  EXPECT_EQ(span["attributes"][0]["value"]["doubleValue"], "NaN");
+  EXPECT_EQ(span["attributes"][1]["value"]["doubleValue"], "-Infinity");
+}
+
+TEST(Tracing, AnAttributeSetTwiceKeepsItsPlaceAndTheNewValue) {
+  Span s;
+  s.set("a", std::int64_t{1});
+  s.set("b", true);
+  s.set("a", std::string("x"));
+  ASSERT_EQ(s.attributes.size(), 2u);
+  EXPECT_EQ(s.attributes[0].first, "a");
+  ASSERT_NE(s.attribute("a"), nullptr);
+  EXPECT_EQ(std::get<std::string>(*s.attribute("a")), "x");
+  EXPECT_EQ(s.attribute("missing"), nullptr);
+}
+
+TEST(Tracing, TheStatusMessageIsCutAt256BytesOnACharacterBoundary) {
+  Span s;
+  std::string message(255, 'x');
+  message += "\xc3\xa9tail";  // 'é' straddles byte 256
+  s.set_error(message);
+  EXPECT_EQ(s.status, SpanStatus::error);
+  EXPECT_EQ(s.status_message, std::string(255, 'x'));
+  EXPECT_NO_THROW(json::parse(encode_otlp_json({s}, "errand")));
+}
+
+TEST(Tracing, EventsBeyondTheLimitAreCountedNotKept) {
+  Span s;
+  for (std::size_t i = 0; i < Span::max_events + 5; ++i) s.add_event("retry");
+  EXPECT_EQ(s.events.size(), Span::max_events);
+  EXPECT_EQ(s.dropped_events, 5u);
+  json span = json::parse(encode_otlp_json({s}, "errand"))["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+  EXPECT_EQ(span["droppedEventsCount"], 5);
+}
+
+TEST(Tracing, AJsonLineIsOneFlatObject) {
+  json line = json::parse(encode_json_line(full_span(), "checkout"));
+  EXPECT_EQ(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(line["span_id"], "00f067aa0ba902b7");
+  EXPECT_EQ(line["parent_span_id"], "a1b2c3d4e5f60718");
+  EXPECT_EQ(line["kind"], "client");
+  EXPECT_EQ(line["start_unix_nano"], 1'700'000'000'123'456'789);
+  EXPECT_EQ(line["duration_ms"], 100.0);
+  EXPECT_EQ(line["attributes"]["http.response.status_code"], 503);
+  EXPECT_EQ(line["attributes"]["errand.reused"], true);
+  EXPECT_EQ(line["events"][0]["name"], "retry");
+  EXPECT_EQ(line["events"][0]["attributes"]["retry.attempt"], 2);
+  EXPECT_EQ(line["status"], (json{{"code", "error"}, {"message", "service unavailable"}}));
+  EXPECT_EQ(line["service.name"], "checkout");
+}
+
+TEST(Tracing, TheJsonLinesExporterAppendsOneLinePerSpan) {
+  auto path = std::filesystem::temp_directory_path() / ("errand-spans-" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(path);
+  {
+    auto exporter = JsonLinesExporter::open(path.string(), "svc");
+    ASSERT_TRUE(exporter) << exporter.error().describe();
+    Span a = full_span();
+    Span b = full_span();
+    b.name = "POST";
+    (*exporter)->export_span(a);
+    (*exporter)->export_span(b);
+  }
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::filesystem::remove(path);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(json::parse(lines[0])["name"], "GET");
+  EXPECT_EQ(json::parse(lines[1])["name"], "POST");
+  EXPECT_EQ(json::parse(lines[1])["service.name"], "svc");
+}
+
+TEST(Tracing, TheJsonLinesExporterReportsAFileItCannotOpen) {
+  auto exporter = JsonLinesExporter::open("/nonexistent-dir/spans.jsonl");
+  ASSERT_FALSE(exporter);
+  EXPECT_EQ(exporter.error().kind(), ErrorKind::io);
+}
+
+TEST(Tracing, TheSpanTreeIndentsChildrenUnderTheirParentInStartOrder) {
+  Span root;
+  root.name = "GET";
+  root.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01");
+  root.start = at(1'000'000'000);
+  root.end = at(1'300'000'000);
+  root.set("errand.attempts", std::int64_t{2});
+  root.add_event("retry", {{"retry.attempt", std::int64_t{2}}}, at(1'100'000'000));
+  Span first;
+  first.name = "GET";
+  first.kind = SpanKind::client;
+  first.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-2222222222222222-01");
+  first.parent_span_id = root.context.span_id;
+  first.start = at(1'000'000'000);
+  first.end = at(1'050'000'000);
+  first.set("http.response.status_code", std::int64_t{503});
+  first.status = SpanStatus::error;
+  Span second = first;
+  second.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-3333333333333333-01");
+  second.start = at(1'200'000'000);
+  second.end = at(1'250'000'000);
+  second.status = SpanStatus::unset;
+  second.set("http.response.status_code", std::int64_t{200});
+
+  // Given in the order they ended: children first, the second before the first.
+  std::string tree = format_span_tree({second, first, root});
+  auto d = [](std::chrono::nanoseconds n) { return format_duration(n); };
+  std::string want = "trace 4bf92f3577b34da6a3ce929d0e0e4736\n"
+                     "  GET [internal] " + d(300ms) + "  span 1111111111111111\n"
+                     "      errand.attempts=2\n"
+                     "      @+" + d(100ms) + " retry retry.attempt=2\n"
+                     "    GET [client] " + d(50ms) + " error  span 2222222222222222\n"
+                     "        http.response.status_code=503\n"
+                     "    GET [client] " + d(50ms) + "  span 3333333333333333\n"
+                     "        http.response.status_code=200\n";
+  EXPECT_EQ(tree, want);
+}
+
+TEST(Tracing, ASpanWhoseParentIsElsewhereIsARootThatNamesItsParent) {
+  Span s;
+  s.name = "GET";
+  s.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01");
+  s.parent_span_id = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").span_id;
+  std::string tree = format_span_tree({s});
+  EXPECT_EQ(tree.substr(0, tree.find('\n')),
+            "trace 4bf92f3577b34da6a3ce929d0e0e4736 (parent span 00f067aa0ba902b7)");
+}
+
+TEST(Tracing, AChildSpanSharesItsParentsTraceAndNamesItsParent) {
+  Tracer tracer;
+  auto parent = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  Span child = tracer.start_span("GET", SpanKind::client, &parent);
+  EXPECT_EQ(child.context.trace_id, parent.trace_id);
+  EXPECT_NE(child.context.span_id, parent.span_id);
+  ASSERT_TRUE(child.parent_span_id);
+  EXPECT_EQ(*child.parent_span_id, parent.span_id);
+  Span root = tracer.start_span("GET", SpanKind::internal);
+  EXPECT_TRUE(root.context.valid());
+  EXPECT_FALSE(root.parent_span_id);
+  EXPECT_NE(root.context.trace_id, parent.trace_id);
+}
+
+TEST(Tracing, SpansOfAnUnsampledTraceAreNotExported) {
+  auto collected = std::make_shared<CollectingExporter>();
+  Tracer tracer;
+  tracer.add_exporter(collected);
+  auto unsampled = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+  Span quiet = tracer.start_span("GET", SpanKind::client, &unsampled);
+  tracer.end_span(quiet);
+  Span loud = tracer.start_span("GET", SpanKind::client);
+  tracer.end_span(loud);
+  auto spans = collected->spans();
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(spans[0].context.span_id, loud.context.span_id);
+  EXPECT_GE(spans[0].end, spans[0].start);
+}
+
+TEST(Tracing, TheCollectingExporterKeepsAtMostItsLimitAndCountsTheRest) {
+  CollectingExporter collected(3);
+  for (int i = 0; i < 5; ++i) collected.export_span(Span{});
+  EXPECT_EQ(collected.spans().size(), 3u);
+  EXPECT_EQ(collected.dropped(), 2u);
+  collected.clear();
+  EXPECT_TRUE(collected.spans().empty());
+  EXPECT_EQ(collected.dropped(), 0u);
+}
+
+TEST(Tracing, AnOtlpBaseUrlGetsTheTracesPathAndAFullUrlIsKept) {
+  EXPECT_EQ(otlp_traces_url("http://127.0.0.1:4318"), "http://127.0.0.1:4318/v1/traces");
+  EXPECT_EQ(otlp_traces_url("http://127.0.0.1:4318/"), "http://127.0.0.1:4318/v1/traces");
+  EXPECT_EQ(otlp_traces_url("https://collector.example/otlp/v1/traces"), "https://collector.example/otlp/v1/traces");
+}
+
+}  // namespace
+}  // namespace errand::observe
