@@ -733,9 +733,12 @@ Result<void> Client::Impl::decode_if_encoded(std::unique_ptr<ResponseStream::Sou
   return {};
 }
 
-Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+  for (const auto& make : impl_->options.companions) companions_.push_back(make(*this));
+}
 
 Client::~Client() {
+  while (!companions_.empty()) companions_.pop_back();  // the last made goes first
   // Idle connections are closed on their own workers, and this waits for it so that nothing
   // of the client is left queued on a runtime that may be destroyed next. Requests still
   // running hold the shared state until they finish.

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -72,6 +73,9 @@ struct ClientOptions {
   Duration happy_eyeballs_delay = std::chrono::milliseconds(250);
   // Layers around send(), outermost first (errand/http/middleware.hpp). open() bypasses them.
   std::vector<std::shared_ptr<Middleware>> middleware;
+  // Made with the Client and destroyed first when it goes (before its connections close):
+  // what must watch a Client for exactly its lifetime, such as a metrics collector.
+  std::vector<std::function<std::shared_ptr<void>(Client&)>> companions;
 };
 
 struct PoolStats {
@@ -99,6 +103,9 @@ class ResponseStream;
 
 class Client {
  public:
+  // Assembles the policies into a chain in the right order: errand/http/client_builder.hpp.
+  class Builder;
+
   explicit Client(ClientOptions options = {});
   ~Client();
   Client(const Client&) = delete;
@@ -136,6 +143,7 @@ class Client {
 
  private:
   std::shared_ptr<Impl> impl_;
+  std::vector<std::shared_ptr<void>> companions_;
 };
 
 // A response whose body is read as it arrives. Move-only. Destroying it before the end of the

@@ -1,0 +1,113 @@
+// Client::Builder: the chain it assembles works as one against the target server.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include <errand/http/client_builder.hpp>
+#include <errand/observe/tracing.hpp>
+
+#include "server/target_server.hpp"
+#include "support.hpp"
+
+namespace errand::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ClientBuilderTest : public testing::TargetSuite {
+ protected:
+  Result<Response> send(Client& c, const std::string& method, const std::string& path) {
+    auto r = Request::make(method, url(path));
+    EXPECT_TRUE(r);
+    return testing::run_sync(runtime_, c.send(std::move(*r)));
+  }
+  static std::string key() {
+    static std::mt19937_64 random{std::random_device{}()};
+    return std::to_string(random());
+  }
+  net::Runtime runtime_{{.threads = 1}};
+};
+
+TEST_F(ClientBuilderTest, RetriesMetricsBreakerAndFallbackWorkTogether) {
+  auto registry = std::make_shared<observe::Registry>();
+  resilience::RetryPolicy retries;
+  retries.status.backoff.base = 1ms;
+  resilience::FallbackPolicy fallback;
+  fallback.static_response.emplace();
+  fallback.static_response->status = 200;
+  fallback.static_response->body = "static";
+  Client::Builder builder;
+  builder.runtime(runtime_).retry(retries).breaker().fallback(fallback).idempotency_keys().metrics(registry);
+  auto options = builder.options();
+  ASSERT_EQ(options.middleware.size(), 5u);  // metrics, fallback, breaker, idempotency, retry
+  Client c = builder.build();
+
+  auto flaky = send(c, "GET", "/flaky?fail=2&key=" + key());
+  ASSERT_TRUE(flaky) << flaky.error().describe();
+  EXPECT_EQ(flaky->status, 200);
+  EXPECT_EQ(flaky->attempts.size(), 3u);
+  EXPECT_EQ(builder.retry_counters()->retries.load(), 2u);
+
+  auto down = send(c, "GET", "/status/503");  // retries exhausted → the static default
+  ASSERT_TRUE(down) << down.error().describe();
+  ASSERT_TRUE(down->fallback);
+  EXPECT_EQ(down->body, "static");
+  EXPECT_EQ(builder.fallback_counters()->served.load(), 1u);
+
+  // A POST whose first attempt is reset after the server applied it: keyed, retried, applied once.
+  std::string counter = key();
+  auto post = send(c, "POST", "/idempotent?reset_first=1&counter=" + counter);
+  ASSERT_TRUE(post) << post.error().describe();
+  EXPECT_EQ(post->attempts.size(), 2u);
+  auto peek = send(c, "GET", "/idempotent?peek=1&counter=" + counter);
+  ASSERT_TRUE(peek);
+  EXPECT_NE(peek->body.find("\"applications\":1"), std::string::npos) << peek->body;
+
+  auto text = registry->prometheus_text();
+  EXPECT_NE(text.find("errand_http_client_requests_total{method=\"GET\",status_class=\"2xx\",error_kind=\"\"} 3"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("errand_http_client_fallbacks_total{source=\"static\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("errand_http_client_connections_opened_total"), std::string::npos) << text;
+}
+
+TEST_F(ClientBuilderTest, TracingWrapsThePoliciesWithOneSpanPerRequestAndPerAttempt) {
+  auto collected = std::make_shared<observe::CollectingExporter>();
+  auto tracer = std::make_shared<observe::Tracer>("builder-test");
+  tracer->add_exporter(collected);
+  resilience::RetryPolicy retries;
+  retries.status.backoff.base = 1ms;
+  Client::Builder builder;
+  builder.runtime(runtime_).tracing(tracer).metrics(std::make_shared<observe::Registry>()).breaker().retry(retries);
+  ASSERT_EQ(builder.options().middleware.size(), 5u);  // tracing, metrics, breaker, retry, attempt spans
+  Client c = builder.build();
+
+  auto r = send(c, "GET", "/flaky?fail=1&key=" + key());
+  ASSERT_TRUE(r) << r.error().describe();
+  auto spans = collected->spans();
+  ASSERT_EQ(spans.size(), 3u);  // two attempts, then the logical request
+  const auto& logical = spans.back();
+  EXPECT_EQ(logical.kind, observe::SpanKind::internal);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(spans[i].kind, observe::SpanKind::client);
+    EXPECT_EQ(spans[i].context.trace_id, logical.context.trace_id);
+    ASSERT_TRUE(spans[i].parent_span_id);
+    EXPECT_EQ(*spans[i].parent_span_id, logical.context.span_id);
+  }
+  bool retry_event = false;
+  for (const auto& e : logical.events) retry_event = retry_event || e.name == "retry";
+  EXPECT_TRUE(retry_event);
+}
+
+TEST_F(ClientBuilderTest, WithoutPoliciesTheChainIsEmpty) {
+  Client::Builder builder;
+  builder.runtime(runtime_);
+  EXPECT_TRUE(builder.options().middleware.empty());
+  Client c = builder.build();
+  auto r = send(c, "GET", "/ok");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->attempts.empty());
+}
+
+}  // namespace
+}  // namespace errand::http
