@@ -15,9 +15,8 @@
 
 #include <errand/core/duration.hpp>
 #include <errand/http/client.hpp>
+#include <errand/http/client_builder.hpp>
 #include <errand/observe/tracing.hpp>
-#include <errand/resilience/breaker.hpp>
-#include <errand/resilience/idempotency.hpp>
 #include <errand/resilience/retry.hpp>
 
 #include "cli/commands.hpp"
@@ -275,9 +274,9 @@ int execute(const GetOptions& o) {
   options.tls.ca_file = o.cacert;
   options.tls.cert_file = o.cert;
   options.tls.key_file = o.key;
+  http::Client::Builder builder(options);
   std::shared_ptr<observe::CollectingExporter> collected;
   std::shared_ptr<observe::OtlpHttpExporter> otlp;
-  std::optional<observe::TracingLayers> tracing;
   if (o.trace || !o.otlp.empty()) {
     auto tracer = std::make_shared<observe::Tracer>();
     if (o.trace) {
@@ -294,11 +293,10 @@ int execute(const GetOptions& o) {
       otlp = std::make_shared<observe::OtlpHttpExporter>(otlp_options);
       tracer->add_exporter(otlp);
     }
-    tracing = observe::tracing(tracer);
-    options.middleware.push_back(tracing->outer);  // outermost: the whole logical request
+    builder.tracing(tracer);
   }
-  if (o.breaker) options.middleware.push_back(resilience::breaker());  // outside the retries
-  if (o.idempotency_key == "auto") options.middleware.push_back(resilience::idempotency_keys());  // once per request
+  if (o.breaker) builder.breaker();
+  if (o.idempotency_key == "auto") builder.idempotency_keys();
   if (o.retry || o.retries >= 0 || !o.retry_on.empty()) {
     resilience::RetryPolicy policy;
     if (o.retries >= 0) policy.max_attempts = o.retries + 1;
@@ -308,12 +306,11 @@ int execute(const GetOptions& o) {
                                                       "\" (dns connect tls timeout io http_status)"));
       policy.only_kinds.push_back(*kind);
     }
-    options.middleware.push_back(resilience::retry(policy));
+    builder.retry(policy);
   }
-  if (tracing) options.middleware.push_back(tracing->inner);  // innermost: one span per attempt
   int rc;
   {
-    http::Client client(options);
+    http::Client client = builder.build();
     rc = asio::co_spawn(runtime.context(0), run(o, client, std::move(*request)), asio::use_future).get();
   }
   runtime.stop();

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <errand/http/client.hpp>
+#include <errand/http/client_builder.hpp>
 #include <errand/net/runtime.hpp>
 
 #include <errand/resilience/breaker.hpp>
@@ -100,17 +101,18 @@ Result<RunPoint> run_client_point(const BenchOptions& o, const http::Request& re
   options.tls.insecure = o.insecure;
   options.tls.ca_file = o.ca_file;
   options.tls.session_cache = o.tls_resume;
-  auto retry_counters = std::make_shared<resilience::RetryCounters>();
+  http::Client::Builder builder(options);
   std::atomic<std::uint64_t> openings{0};
   if (o.breaker) {
     resilience::BreakerOptions b;
     b.on_transition = [&openings](const std::string&, resilience::BreakerState, resilience::BreakerState to) {
       if (to == resilience::BreakerState::open) openings.fetch_add(1, std::memory_order_relaxed);
     };
-    options.middleware.push_back(resilience::breaker(b));
+    builder.breaker(b);
   }
-  if (o.retry) options.middleware.push_back(resilience::retry({}, {}, SteadyClock::instance(), retry_counters));
-  http::Client client(options);
+  if (o.retry) builder.retry();
+  const auto& retry_counters = builder.retry_counters();
+  http::Client client = builder.build();
 
   Shared shared;
   shared.client = &client;
