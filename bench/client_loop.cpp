@@ -3,6 +3,7 @@
 //
 //   errand_client_loop --url http://127.0.0.1:8080/small --concurrency 50 --duration 5s
 //                      [--new-connection] [--expect-bytes N] [--stream]
+//                      [--chain none|policies|full] [--otlp URL] [--sample RATIO]
 //   {"tool":"errand","requests":N,"errors":E,"seconds":S,"rps":R,"cpu_us_per_req":C,
 //    "max_rss_kib":M,"connections":K}
 //
@@ -14,6 +15,12 @@
 // request opens a connection. --stream reads the body with open()/read() without keeping it
 // (what the libcurl peer does) instead of send(), which buffers it in Response::body; the
 // JSON line then says "tool":"errand-stream".
+// --chain puts the client's policies in front of the transport, built by Client::Builder as
+// a user would: "policies" is metrics, circuit breaker and retry (default settings);
+// "full" adds tracing, every span exported as OTLP/HTTP JSON to --otlp (a collector, or any
+// endpoint that answers 2xx) — what the chain costs when nothing fails. The JSON line then
+// says "tool":"errand-policies" / "errand-full" and, for full, how many spans were exported.
+// --sample sets the tracer's sample ratio (default 1: every request traced and exported).
 //
 // bench/client_loop runs this beside bench/peers/curl_multi_loop; see bench/README.md.
 #include <sys/resource.h>
@@ -34,6 +41,8 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <errand/http/client.hpp>
+#include <errand/http/client_builder.hpp>
+#include <errand/observe/tracing.hpp>
 #include <errand/http/message.hpp>
 #include <errand/net/runtime.hpp>
 
@@ -49,13 +58,16 @@ struct Options {
   bool new_connection = false;
   bool stream = false;
   std::optional<std::size_t> expect_bytes;
+  std::string chain = "none";
+  std::string otlp;
+  double sample = 1.0;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "errand_client_loop: %s\n"
                "usage: errand_client_loop --url URL [--concurrency 50] [--duration 5s] [--new-connection]\n"
-               "                          [--expect-bytes N] [--stream]\n",
+               "                          [--expect-bytes N] [--stream] [--chain none|policies|full] [--otlp URL] [--sample R]\n",
                why);
   std::exit(2);
 }
@@ -106,6 +118,14 @@ Options parse_args(int argc, char** argv) {
       o.new_connection = true;
     } else if (arg == "--stream") {
       o.stream = true;
+    } else if (arg == "--chain") {
+      o.chain = value();
+      if (o.chain != "none" && o.chain != "policies" && o.chain != "full") usage("--chain is none, policies or full");
+    } else if (arg == "--otlp") {
+      o.otlp = value();
+    } else if (arg == "--sample") {
+      o.sample = std::atof(std::string(value()).c_str());
+      if (!(o.sample >= 0 && o.sample <= 1)) usage("--sample takes a ratio from 0 to 1");
     } else if (arg == "-h" || arg == "--help") {
       usage("keeps requests in flight through errand's client and reports their cost");
     } else {
@@ -113,6 +133,8 @@ Options parse_args(int argc, char** argv) {
     }
   }
   if (o.url.empty()) usage("--url is required");
+  if (o.chain == "full" && o.otlp.empty()) usage("--chain full needs --otlp URL");
+  if (o.stream && o.chain != "none") usage("--stream reads through open(), which the chain does not wrap");
   return o;
 }
 
@@ -206,9 +228,20 @@ int main(int argc, char** argv) {
   errand::net::Runtime runtime({.threads = 1});
   int rc = 0;
   {
-    errand::http::ClientOptions client_options;  // the defaults, as a user gets them
-    client_options.runtime = &runtime;
-    errand::http::Client client(std::move(client_options));
+    errand::http::Client::Builder builder;  // the defaults, as a user gets them
+    builder.runtime(runtime);
+    std::shared_ptr<errand::observe::OtlpHttpExporter> otlp;
+    if (options.chain != "none") builder.metrics(std::make_shared<errand::observe::Registry>()).breaker().retry();
+    if (options.chain == "full") {
+      errand::observe::OtlpOptions otlp_options;
+      otlp_options.endpoint = options.otlp;
+      otlp = std::make_shared<errand::observe::OtlpHttpExporter>(otlp_options);
+      auto tracer = std::make_shared<errand::observe::Tracer>("errand_client_loop");
+      tracer->add_exporter(otlp);
+      tracer->set_sample_ratio(options.sample);
+      builder.tracing(tracer);
+    }
+    errand::http::Client client = builder.build();
     Shared s(options, client, *request);
     s.running = options.concurrency;
     auto done = s.done.get_future();
@@ -226,20 +259,27 @@ int main(int argc, char** argv) {
         },
         asio::detached);
     done.wait();
+    if (otlp) otlp->shutdown(std::chrono::seconds(10));  // its CPU is the chain's too
     getrusage(RUSAGE_SELF, &after);
 
     double seconds = std::chrono::duration<double>(s.finished - start).count();
     double cpu = cpu_seconds(after) - cpu_seconds(before);
     std::uint64_t connections = client.stats().opened;
     std::uint64_t counted = s.requests;
+    std::string tool = options.stream ? "errand-stream" : options.chain == "none" ? "errand" : "errand-" + options.chain;
+    std::string spans;
+    if (otlp) {
+      auto st = otlp->stats();
+      spans = ",\"spans_exported\":" + std::to_string(st.exported) + ",\"spans_dropped\":" + std::to_string(st.dropped);
+    }
     std::printf(
         "{\"tool\":\"%s\",\"requests\":%llu,\"errors\":%llu,\"seconds\":%.3f,\"rps\":%.1f,"
-        "\"cpu_us_per_req\":%.2f,\"max_rss_kib\":%ld,\"connections\":%llu}\n",
-        options.stream ? "errand-stream" : "errand", static_cast<unsigned long long>(counted),
+        "\"cpu_us_per_req\":%.2f,\"max_rss_kib\":%ld,\"connections\":%llu%s}\n",
+        tool.c_str(), static_cast<unsigned long long>(counted),
         static_cast<unsigned long long>(s.errors), seconds,
         seconds > 0 ? static_cast<double>(counted) / seconds : 0.0,
         counted ? cpu * 1e6 / static_cast<double>(counted) : 0.0, after.ru_maxrss,
-        static_cast<unsigned long long>(connections));
+        static_cast<unsigned long long>(connections), spans.c_str());
     std::fflush(stdout);
     if (counted == 0) rc = 1;
   }

@@ -449,14 +449,21 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // `keep_alive` holds the client's state for as long as the request runs, even if the
   // Client object is destroyed meanwhile.
   asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
-  // `outermost`: the request is not inside the middleware chain (which counts it itself).
-  asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive, bool outermost = true);
-  asio::awaitable<Result<Response>> send_through(Request request, std::size_t index, std::shared_ptr<Impl> keep_alive,
-                                                Client& client);
+  // send() without layers: owns the request and counts it in flight.
+  asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive) {
+    return send_body<Request>(std::move(request), std::move(keep_alive), true);
+  }
+  // The transport under the layers: the request belongs to the chain's entry.
+  asio::awaitable<Result<Response>> send_ref(const Request& request, std::shared_ptr<Impl> keep_alive) {
+    return send_body<const Request&>(request, std::move(keep_alive), false);
+  }
+  template <class RequestHolder>
+  asio::awaitable<Result<Response>> send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive, bool outermost);
+  asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
   // open() on a request owned by the caller's frame (send's), which outlives the call.
   // Sends `request` (owned by the caller's frame, which outlives the call), following
   // redirects, and fills `head` in place; returns where the body is to be read from.
-  asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> open_ref(Request& request, Response& head,
+  asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> open_ref(const Request& request, Response& head,
                                                                             std::shared_ptr<Impl> keep_alive);
 
   // `head` is a redirect to `location` (a view into head.headers): drains a small body from
@@ -627,24 +634,29 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std:
 }
 
 asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::open_ref(
-    Request& request, Response& head, std::shared_ptr<Impl> keep_alive) {
+    const Request& original, Response& head, std::shared_ptr<Impl> keep_alive) {
+  // Redirects change the request: the hops after the first go out from a copy.
+  const Request* hop_request = &original;
+  std::optional<Request> redirected;
   Exchange ex;
   ex.start = now();
   const Timeouts& defaults = options.timeouts;
-  ex.timeouts.total = request.timeouts.total ? request.timeouts.total : defaults.total;
-  ex.timeouts.connect = request.timeouts.connect ? request.timeouts.connect : defaults.connect;
-  ex.timeouts.first_byte = request.timeouts.first_byte ? request.timeouts.first_byte : defaults.first_byte;
-  ex.timeouts.idle_read = request.timeouts.idle_read ? request.timeouts.idle_read : defaults.idle_read;
+  const Timeouts& asked = original.timeouts;
+  ex.timeouts.total = asked.total ? asked.total : defaults.total;
+  ex.timeouts.connect = asked.connect ? asked.connect : defaults.connect;
+  ex.timeouts.first_byte = asked.first_byte ? asked.first_byte : defaults.first_byte;
+  ex.timeouts.idle_read = asked.idle_read ? asked.idle_read : defaults.idle_read;
   ex.total_deadline = deadline_after(ex.start, ex.timeouts.total);
 
-  if (request.url.host().empty()) co_return fail(Error::config("the request has no URL"));
-  if (auto ok = h1::validate_request(request); !ok) co_return fail(std::move(ok.error()));
-  const int max_redirects = request.max_redirects.value_or(options.max_redirects);
-  const bool offer_compression = request.decompress.value_or(options.decompress) && !request.headers.contains("accept-encoding");
+  if (original.url.host().empty()) co_return fail(Error::config("the request has no URL"));
+  if (auto ok = h1::validate_request(original); !ok) co_return fail(std::move(ok.error()));
+  const int max_redirects = original.max_redirects.value_or(options.max_redirects);
+  const bool offer_compression =
+      original.decompress.value_or(options.decompress) && !original.headers.contains("accept-encoding");
   Shard& shard = shard_for_current_thread();
 
   for (int redirects = 0;;) {
-    auto hop = co_await round_trip(shard, request, offer_compression, ex);
+    auto hop = co_await round_trip(shard, *hop_request, offer_compression, ex);
     if (!hop) co_return fail(std::move(hop.error()));
 
     if (redirects > 0) head = Response();
@@ -665,7 +677,11 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::o
     std::optional<std::string_view> location;
     if (is_redirect(head.status) && max_redirects > 0) location = head.headers.get("location");
     if (location) {
-      auto followed = co_await follow_redirect(request, head, std::move(source), *location, redirects, max_redirects);
+      if (!redirected) {
+        redirected.emplace(original);
+        hop_request = &*redirected;
+      }
+      auto followed = co_await follow_redirect(*redirected, head, std::move(source), *location, redirects, max_redirects);
       if (!followed) co_return fail(std::move(followed.error()));
       ++redirects;
       continue;
@@ -674,7 +690,7 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::o
     if (offer_compression) {
       if (auto decoding = decode_if_encoded(source, head); !decoding) co_return fail(std::move(decoding.error()));
     }
-    head.url = std::move(request.url);  // the request is done with: its URL is the final one
+    head.url = redirected ? std::move(redirected->url) : original.url;  // the final URL
     co_return std::move(source);
   }
 }
@@ -798,9 +814,12 @@ asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
   return cancellation_as_value(impl_->open(std::move(request), impl_));
 }
 
-asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::shared_ptr<Impl> keep_alive, bool outermost) {
+template <class RequestHolder>
+asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive,
+                                                          bool outermost) {
   InFlight counted(outermost ? this : nullptr);
   if (outermost && closing.load()) co_return fail(shut_down_error());
+  if (cut.load(std::memory_order_relaxed)) co_return fail(cut_off_error());  // a layer trying again
   // As cancellation_as_value does, inlined here to save a coroutine frame per request.
   bool previous = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -821,30 +840,32 @@ asio::awaitable<Result<Response>> Client::Impl::send(Request request, std::share
   co_return std::move(head);
 }
 
-// The middleware chain from layer `index` inward; past the last layer, the transport.
-asio::awaitable<Result<Response>> Client::Impl::send_through(Request request, std::size_t index,
-                                                             std::shared_ptr<Impl> keep_alive, Client& client) {
-  std::optional<InFlight> counted;
-  if (index == 0) {
-    counted.emplace(this);
-    if (closing.load()) co_return fail(shut_down_error());
-  }
-  if (cut.load(std::memory_order_relaxed)) co_return fail(cut_off_error());  // a layer would try again
-  if (index == options.middleware.size()) co_return co_await send(std::move(request), std::move(keep_alive), false);
-  Next next = [this, index, keep_alive, &client](Request inner) {
-    return send_through(std::move(inner), index + 1, keep_alive, client);
-  };
-  co_return co_await options.middleware[index]->send(std::move(request), std::move(next), client);
+// The chain's entry: owns the logical request and counts it in flight.
+asio::awaitable<Result<Response>> Client::Impl::send_layered(Request request, std::shared_ptr<Impl> keep_alive,
+                                                             Client& client) {
+  InFlight counted(this);
+  if (closing.load()) co_return fail(shut_down_error());
+  co_return co_await options.middleware[0]->send(request, Next(this, 1, &client), client);
+}
+
+// Not a coroutine: a layer's call goes straight to the next layer's coroutine (or the
+// transport's), with no frame or Response move of its own.
+asio::awaitable<Result<Response>> Next::operator()(Request& request) const {
+  if (function_) return (*function_)(request);
+  auto* impl = static_cast<Client::Impl*>(impl_);
+  const auto& layers = impl->options.middleware;
+  if (index_ < layers.size()) return layers[index_]->send(request, Next(impl_, index_ + 1, client_), *client_);
+  return impl->send_ref(request, impl->shared_from_this());
 }
 
 asio::awaitable<Result<Response>> Client::send(Request request) {
   bool layered = !impl_->options.middleware.empty();
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
-    if (layered) return asio::co_spawn(context, impl_->send_through(std::move(request), 0, impl_, *this), asio::use_awaitable);
+    if (layered) return asio::co_spawn(context, impl_->send_layered(std::move(request), impl_, *this), asio::use_awaitable);
     return asio::co_spawn(context, impl_->send(std::move(request), impl_), asio::use_awaitable);
   }
-  if (layered) return impl_->send_through(std::move(request), 0, impl_, *this);
+  if (layered) return impl_->send_layered(std::move(request), impl_, *this);
   return impl_->send(std::move(request), impl_);
 }
 

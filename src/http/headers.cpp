@@ -40,8 +40,15 @@ void Headers::add(std::string name, std::string value) {
 }
 
 void Headers::set(std::string_view name, std::string value) {
-  remove(name);
-  fields_.push_back(HeaderField{std::string(name), std::move(value)});
+  // In place when the field is there already (a layer setting it on every attempt).
+  auto first = std::find_if(fields_.begin(), fields_.end(), [&](const HeaderField& f) { return iequals(f.name, name); });
+  if (first == fields_.end()) {
+    fields_.push_back(HeaderField{std::string(name), std::move(value)});
+    return;
+  }
+  first->value = std::move(value);
+  fields_.erase(std::remove_if(std::next(first), fields_.end(), [&](const HeaderField& f) { return iequals(f.name, name); }),
+                fields_.end());
 }
 
 std::size_t Headers::remove(std::string_view name) {

@@ -600,11 +600,17 @@ std::string Url::host_header() const {
 }
 
 std::string Url::origin() const {
-  // Built once per request as the pool key: one allocation, no temporaries.
+  std::string out;
+  origin_into(out);
+  return out;
+}
+
+void Url::origin_into(std::string& out) const {
+  // Built once per request as the pool key: one allocation at most, no temporaries.
   char port[8];
   auto end = std::to_chars(port, port + sizeof port, port_).ptr;
   bool v6 = is_ipv6_literal();
-  std::string out;
+  out.clear();
   out.reserve(scheme_.size() + 3 + host_.size() + 2 + 1 + static_cast<std::size_t>(end - port));
   out.append(scheme_).append("://");
   if (v6) out.push_back('[');
@@ -612,7 +618,6 @@ std::string Url::origin() const {
   if (v6) out.push_back(']');
   out.push_back(':');
   out.append(port, end);
-  return out;
 }
 
 std::string Url::to_string() const {

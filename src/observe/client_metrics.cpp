@@ -1,6 +1,8 @@
 #include <errand/observe/client_metrics.hpp>
 
 #include <array>
+#include <atomic>
+#include <initializer_list>
 #include <chrono>
 #include <mutex>
 #include <string_view>
@@ -15,18 +17,31 @@ namespace {
 namespace asio = boost::asio;
 using Seconds = std::chrono::duration<double>;
 
-std::string_view method_label(std::string_view method) {
-  static constexpr std::array<std::string_view, 9> known{"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
-                                                         "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-  for (auto m : known)
-    if (m == method) return m;
-  return "other";
+constexpr std::array<std::string_view, 10> method_labels{"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                                         "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"};
+constexpr std::array<std::string_view, 6> status_labels{"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
+constexpr std::size_t max_error_kinds = 16;  // ErrorKind's values, with room to grow
+
+std::size_t method_index(std::string_view method) {
+  for (std::size_t i = 0; i + 1 < method_labels.size(); ++i)
+    if (method_labels[i] == method) return i;
+  return method_labels.size() - 1;
 }
 
-std::string_view status_class(int status) {
-  static constexpr std::array<std::string_view, 5> classes{"1xx", "2xx", "3xx", "4xx", "5xx"};
-  if (status < 100 || status > 599) return "other";
-  return classes[static_cast<std::size_t>(status / 100 - 1)];
+std::size_t status_index(int status) {
+  if (status < 100 || status > 599) return status_labels.size() - 1;
+  return static_cast<std::size_t>(status / 100 - 1);
+}
+
+// A series looked up in its family once, then kept: the labels of a request are small
+// numbers (method, status class, error kind), so the layer takes no lock per request.
+Counter& cached(std::atomic<Counter*>& slot, Family<Counter>& family, std::initializer_list<std::string_view> labels) {
+  Counter* counter = slot.load(std::memory_order_acquire);
+  if (!counter) {
+    counter = &family.with(labels);
+    slot.store(counter, std::memory_order_release);
+  }
+  return *counter;
 }
 
 class MetricsLayer final : public http::Middleware {
@@ -58,21 +73,23 @@ class MetricsLayer final : public http::Middleware {
     receive_ = &phases.with({"receive"});
   }
 
-  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
     co_await asio::this_coro::throw_if_cancelled(false);  // a cancellation is counted as an outcome
-    std::string_view method = method_label(request.method);
+    std::size_t method = method_index(request.method);
     auto started = std::chrono::steady_clock::now();
-    Result<http::Response> outcome = co_await next(std::move(request));
+    Result<http::Response> outcome = co_await next(request);
     record(method, outcome, Seconds(std::chrono::steady_clock::now() - started).count());
     co_return outcome;
   }
 
  private:
-  void record(std::string_view method, const Result<http::Response>& outcome, double seconds) {
+  void record(std::size_t method, const Result<http::Response>& outcome, double seconds) {
     const auto& attempts = outcome ? outcome->attempts : outcome.error().attempts();
     double tries = attempts.empty() ? 1.0 : static_cast<double>(attempts.size());
+    std::string_view method_label = method_labels[method];
     if (outcome) {
-      requests_.with({method, status_class(outcome->status), ""}).inc();
+      std::size_t status = status_index(outcome->status);
+      cached(by_status_[method * status_labels.size() + status], requests_, {method_label, status_labels[status], ""}).inc();
       if (outcome->fallback) fallbacks_.with({outcome->fallback->source}).inc();
       const auto& t = outcome->timings;
       observe_phase(*dns_, t.dns);
@@ -82,10 +99,13 @@ class MetricsLayer final : public http::Middleware {
       observe_phase(*wait_, t.wait);
       observe_phase(*receive_, t.receive);
     } else {
-      requests_.with({method, "", to_string(outcome.error().kind())}).inc();
+      auto kind = static_cast<std::size_t>(outcome.error().kind());
+      std::string_view kind_label = to_string(outcome.error().kind());
+      if (kind < max_error_kinds) cached(by_error_[method * max_error_kinds + kind], requests_, {method_label, "", kind_label}).inc();
+      else requests_.with({method_label, "", kind_label}).inc();
     }
-    attempts_.with({method}).inc(tries);
-    retries_.with({method}).inc(tries - 1);
+    cached(attempts_by_method_[method], attempts_, {method_label}).inc(tries);
+    cached(retries_by_method_[method], retries_, {method_label}).inc(tries - 1);
     duration_.observe(seconds);
   }
 
@@ -105,6 +125,10 @@ class MetricsLayer final : public http::Middleware {
   Histogram* send_ = nullptr;
   Histogram* wait_ = nullptr;
   Histogram* receive_ = nullptr;
+  std::array<std::atomic<Counter*>, method_labels.size() * status_labels.size()> by_status_{};
+  std::array<std::atomic<Counter*>, method_labels.size() * max_error_kinds> by_error_{};
+  std::array<std::atomic<Counter*>, method_labels.size()> attempts_by_method_{};
+  std::array<std::atomic<Counter*>, method_labels.size()> retries_by_method_{};
 };
 
 // What a monotonic external counter grew by since it was last read.

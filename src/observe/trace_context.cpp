@@ -66,11 +66,20 @@ SpanId random_span_id() { return random_nonzero<8>(); }
 bool SpanContext::valid() const noexcept { return !all_zero(trace_id) && !all_zero(span_id); }
 
 std::string SpanContext::traceparent() const {
-  std::string out = "00-";
-  out += hex_of(trace_id);
-  out += '-';
-  out += hex_of(span_id);
-  out += sampled ? "-01" : "-00";
+  // Written in place: one allocation, set on every request by the tracing layers.
+  std::string out(55, '-');
+  out[0] = '0';
+  out[1] = '0';
+  for (std::size_t i = 0; i < 16; ++i) {
+    out[3 + 2 * i] = kHex[trace_id[i] >> 4];
+    out[4 + 2 * i] = kHex[trace_id[i] & 0xf];
+  }
+  for (std::size_t i = 0; i < 8; ++i) {
+    out[36 + 2 * i] = kHex[span_id[i] >> 4];
+    out[37 + 2 * i] = kHex[span_id[i] & 0xf];
+  }
+  out[53] = '0';
+  out[54] = sampled ? '1' : '0';
   return out;
 }
 

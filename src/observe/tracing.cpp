@@ -12,9 +12,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "observe/json_writer.hpp"
+
 #include <errand/core/duration.hpp>
 
 namespace errand::observe {
+
+using namespace std::string_view_literals;
 
 using json = nlohmann::ordered_json;
 
@@ -28,10 +32,6 @@ std::string bounded(std::string_view text, std::size_t limit) {
   return std::string(text.substr(0, cut));
 }
 
-std::string unix_nanos(SystemTime t) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
-}
-
 double millis(SystemTime from, SystemTime to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
@@ -41,48 +41,6 @@ json otlp_double(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
   return v;
-}
-
-json otlp_value(const AttributeValue& value) {
-  return std::visit(
-      [](const auto& v) -> json {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::string>) return json{{"stringValue", v}};
-        else if constexpr (std::is_same_v<T, std::int64_t>) return json{{"intValue", std::to_string(v)}};
-        else if constexpr (std::is_same_v<T, double>) return json{{"doubleValue", otlp_double(v)}};
-        else return json{{"boolValue", v}};
-      },
-      value);
-}
-
-json otlp_attributes(const Attributes& attributes) {
-  json list = json::array();
-  for (const auto& [key, value] : attributes) list.push_back(json{{"key", key}, {"value", otlp_value(value)}});
-  return list;
-}
-
-json otlp_span(const Span& s) {
-  json j{{"traceId", to_hex(s.context.trace_id)}, {"spanId", to_hex(s.context.span_id)}};
-  if (!s.context.tracestate.empty()) j["traceState"] = s.context.tracestate;
-  if (s.parent_span_id) j["parentSpanId"] = to_hex(*s.parent_span_id);
-  j["name"] = s.name;
-  j["kind"] = s.kind == SpanKind::client ? 3 : 1;  // SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL
-  j["startTimeUnixNano"] = unix_nanos(s.start);
-  j["endTimeUnixNano"] = unix_nanos(s.end);
-  j["attributes"] = otlp_attributes(s.attributes);
-  json events = json::array();
-  for (const auto& e : s.events)
-    events.push_back(json{{"timeUnixNano", unix_nanos(e.time)}, {"name", e.name}, {"attributes", otlp_attributes(e.attributes)}});
-  j["events"] = std::move(events);
-  if (s.dropped_events) j["droppedEventsCount"] = s.dropped_events;
-  json status = json::object();
-  if (s.status == SpanStatus::ok) status["code"] = 1;  // STATUS_CODE_OK
-  if (s.status == SpanStatus::error) {
-    status["code"] = 2;  // STATUS_CODE_ERROR
-    if (!s.status_message.empty()) status["message"] = s.status_message;
-  }
-  j["status"] = std::move(status);
-  return j;
 }
 
 json plain_value(const AttributeValue& value) {
@@ -186,6 +144,13 @@ Span Tracer::start_span(std::string name, SpanKind kind, const SpanContext* pare
     span.parent_span_id = parent->span_id;
   } else {
     span.context = SpanContext::new_root();
+    if (sample_ratio_ < 1.0) {
+      // The trace id's last 8 bytes as a number against ratio × 2^64 (W3C Trace Context level
+      // 2 makes them random), so that every process samples the same traces.
+      std::uint64_t low = 0;
+      for (std::size_t i = 8; i < 16; ++i) low = low << 8 | span.context.trace_id[i];
+      span.context.sampled = static_cast<double>(low) < sample_ratio_ * 18446744073709551616.0;
+    }
   }
   span.start = std::chrono::system_clock::now();
   return span;
@@ -208,14 +173,119 @@ void Tracer::shutdown() const {
 // ---------------------------------------------------------------------------------------------
 // Encodings
 
+namespace {
+
+void otlp_value_text(std::string& out, const AttributeValue& value) {
+  std::visit(
+      [&out](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          out += "{\"stringValue\":"sv;
+          json_text::string(out, v);
+        } else if constexpr (std::is_same_v<T, std::int64_t>) {
+          out += "{\"intValue\":"sv;
+          json_text::quoted_integer(out, v);
+        } else if constexpr (std::is_same_v<T, double>) {
+          out += "{\"doubleValue\":"sv;
+          json_text::number(out, v);
+        } else {
+          out += "{\"boolValue\":"sv;
+          json_text::boolean(out, v);
+        }
+        out += '}';
+      },
+      value);
+}
+
+void otlp_attributes_text(std::string& out, const Attributes& attributes) {
+  out += '[';
+  bool first = true;
+  for (const auto& [key, value] : attributes) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"key\":"sv;
+    json_text::string(out, key);
+    out += ",\"value\":"sv;
+    otlp_value_text(out, value);
+    out += '}';
+  }
+  out += ']';
+}
+
+std::int64_t nanos_since_epoch(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+void otlp_span_text(std::string& out, const Span& s) {
+  out += "{\"traceId\":\""sv;
+  json_text::hex(out, s.context.trace_id);
+  out += "\",\"spanId\":\""sv;
+  json_text::hex(out, s.context.span_id);
+  out += '"';
+  if (!s.context.tracestate.empty()) {
+    out += ",\"traceState\":"sv;
+    json_text::string(out, s.context.tracestate);
+  }
+  if (s.parent_span_id) {
+    out += ",\"parentSpanId\":\""sv;
+    json_text::hex(out, *s.parent_span_id);
+    out += '"';
+  }
+  out += ",\"name\":"sv;
+  json_text::string(out, s.name);
+  out += s.kind == SpanKind::client ? ",\"kind\":3" : ",\"kind\":1";  // SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL
+  out += ",\"startTimeUnixNano\":"sv;
+  json_text::quoted_integer(out, nanos_since_epoch(s.start));
+  out += ",\"endTimeUnixNano\":"sv;
+  json_text::quoted_integer(out, nanos_since_epoch(s.end));
+  out += ",\"attributes\":"sv;
+  otlp_attributes_text(out, s.attributes);
+  out += ",\"events\":["sv;
+  bool first = true;
+  for (const auto& e : s.events) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"timeUnixNano\":"sv;
+    json_text::quoted_integer(out, nanos_since_epoch(e.time));
+    out += ",\"name\":"sv;
+    json_text::string(out, e.name);
+    out += ",\"attributes\":"sv;
+    otlp_attributes_text(out, e.attributes);
+    out += '}';
+  }
+  out += ']';
+  if (s.dropped_events) {
+    out += ",\"droppedEventsCount\":"sv;
+    json_text::integer(out, s.dropped_events);
+  }
+  out += ",\"status\":{"sv;
+  if (s.status == SpanStatus::ok) out += "\"code\":1"sv;  // STATUS_CODE_OK
+  if (s.status == SpanStatus::error) {
+    out += "\"code\":2"sv;  // STATUS_CODE_ERROR
+    if (!s.status_message.empty()) {
+      out += ",\"message\":"sv;
+      json_text::string(out, s.status_message);
+    }
+  }
+  out += "}}"sv;
+}
+
+}  // namespace
+
 std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name) {
-  json list = json::array();
-  for (const auto& s : spans) list.push_back(otlp_span(s));
-  json resource{{"attributes", json::array({json{{"key", "service.name"},
-                                                 {"value", json{{"stringValue", std::string(service_name)}}}}})}};
-  json scope_spans = json::array({json{{"scope", json{{"name", "errand"}, {"version", "0.1"}}}, {"spans", std::move(list)}}});
-  json root{{"resourceSpans", json::array({json{{"resource", std::move(resource)}, {"scopeSpans", std::move(scope_spans)}}})}};
-  return dump(root);
+  std::string out;
+  out.reserve(256 + spans.size() * 768);
+  out += "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":"sv;
+  json_text::string(out, service_name);
+  out += "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"errand\",\"version\":\"0.1\"},\"spans\":["sv;
+  bool first = true;
+  for (const auto& s : spans) {
+    if (!first) out += ',';
+    first = false;
+    otlp_span_text(out, s);
+  }
+  out += "]}]}]}"sv;
+  return out;
 }
 
 std::string encode_json_line(const Span& s, std::string_view service_name) {

@@ -111,24 +111,29 @@ class OuterLayer final : public http::Middleware {
  public:
   explicit OuterLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
     co_await asio::this_coro::throw_if_cancelled(false);  // a cancelled request still ends its span
     auto parent = incoming_parent(request);
     if (!tracer_->enabled()) {
       // Nothing is recorded, so no span id is made up: the caller's context goes on as it is
       // (as OpenTelemetry's no-op tracer does), and a request without one starts a trace.
       if (!parent) inject(request, SpanContext::new_root());
-      co_return co_await next(std::move(request));
+      co_return co_await next(request);
     }
-    auto trace = std::make_shared<RequestTrace>(
-        tracer_->start_span(request.method, SpanKind::internal, parent ? &*parent : nullptr));
+    Span started = tracer_->start_span(request.method, SpanKind::internal, parent ? &*parent : nullptr);
+    if (!started.context.sampled) {
+      // Not recorded: the context goes on (flag 00) and no span is built.
+      inject(request, started.context);
+      co_return co_await next(request);
+    }
+    auto trace = std::make_shared<RequestTrace>(std::move(started));
     Span& span = trace->span();
     request_attributes(span, request);
     inject(request, span.context);
     request.extensions.insert(trace);
     request.extensions.insert<http::RequestEvents>(trace);
 
-    Result<http::Response> outcome = co_await next(std::move(request));
+    Result<http::Response> outcome = co_await next(request);
 
     outcome_attributes(span, outcome);
     // Without an inner layer nothing counted the attempts; a retry layer lists them, and a
@@ -160,12 +165,17 @@ class InnerLayer final : public http::Middleware {
  public:
   explicit InnerLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
     co_await asio::this_coro::throw_if_cancelled(false);
     auto* trace = request.extensions.get<RequestTrace>();
     if (!trace && !tracer_->enabled()) {
       if (!incoming_parent(request)) inject(request, SpanContext::new_root());
-      co_return co_await next(std::move(request));
+      co_return co_await next(request);
+    }
+    if (!trace) {
+      auto incoming = incoming_parent(request);
+      // An unsampled trace: the context already on the request goes on; nothing is recorded.
+      if (incoming && !incoming->sampled) co_return co_await next(request);
     }
     int attempt = 1;
     std::optional<SpanContext> parent;
@@ -181,7 +191,7 @@ class InnerLayer final : public http::Middleware {
     if (attempt > 1) span.set("http.request.resend_count", std::int64_t{attempt - 1});
     inject(request, span.context);
 
-    Result<http::Response> outcome = co_await next(std::move(request));
+    Result<http::Response> outcome = co_await next(request);
 
     outcome_attributes(span, outcome);
     if (outcome) peer_attributes(span, outcome->remote_address);

@@ -105,16 +105,21 @@ class BreakerLayer final : public http::Middleware {
  public:
   BreakerLayer(BreakerOptions options, const Clock& clock) : options_(std::move(options)), clock_(clock) {}
 
-  boost::asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
-    std::string origin = request.url.origin();
+  boost::asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
+    // The origin is built into a per-thread buffer: no allocation once the origin is known.
+    thread_local std::string key;
+    request.url.origin_into(key);
     Origin* slot = nullptr;
+    const std::string* origin = nullptr;  // the map's key: stable, unlike `key` across co_await
     bool admitted = false;
     bool over_limit = false;
     std::vector<std::pair<BreakerState, BreakerState>> moved;
     {
       std::lock_guard lock(mutex_);
-      auto [it, inserted] = origins_.try_emplace(origin, options_);
+      auto it = origins_.find(key);
+      if (it == origins_.end()) it = origins_.try_emplace(key, options_).first;
       slot = &it->second;
+      origin = &it->first;
       if (options_.max_concurrent > 0 && slot->in_flight >= options_.max_concurrent) {
         over_limit = true;
       } else {
@@ -123,15 +128,14 @@ class BreakerLayer final : public http::Middleware {
       }
       moved = slot->breaker.take_transitions();
     }
-    report(request.extensions, origin, moved);
+    report(request.extensions, *origin, moved);
     if (over_limit)
       co_return fail(Error(ErrorKind::overloaded, "more than " + std::to_string(options_.max_concurrent) +
-                                                      " requests in flight to " + origin));
-    if (!admitted) co_return fail(Error(ErrorKind::circuit_open, "the circuit breaker for " + origin + " is open"));
+                                                      " requests in flight to " + *origin));
+    if (!admitted) co_return fail(Error(ErrorKind::circuit_open, "the circuit breaker for " + *origin + " is open"));
 
     auto started = clock_.now();
-    http::Extensions extensions = request.extensions;  // the request itself moves on
-    auto outcome = co_await next(std::move(request));
+    auto outcome = co_await next(request);
     auto now = clock_.now();
     {
       std::lock_guard lock(mutex_);
@@ -145,7 +149,7 @@ class BreakerLayer final : public http::Middleware {
       }
       moved = slot->breaker.take_transitions();
     }
-    report(extensions, origin, moved);
+    report(request.extensions, *origin, moved);
     co_return outcome;
   }
 

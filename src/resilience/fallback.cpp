@@ -82,7 +82,7 @@ class FallbackLayer final : public http::Middleware {
         counters_(std::move(counters)),
         cache_(policy_.max_entries, policy_.max_body_bytes, policy_.max_total_bytes) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
     auto outcome = co_await next(request);
     auto why = trigger(outcome);
     if (!why) {

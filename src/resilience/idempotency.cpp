@@ -8,9 +8,9 @@ namespace {
 
 class IdempotencyKeys final : public http::Middleware {
  public:
-  boost::asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+  boost::asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
     if (!is_idempotent(request)) request.headers.add("Idempotency-Key", uuid_v7());
-    co_return co_await next(std::move(request));
+    co_return co_await next(request);
   }
 };
 

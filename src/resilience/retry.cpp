@@ -106,7 +106,7 @@ Decision decide(const RetryPolicy& policy, const http::Request& request, const R
     return d;
   }
   if (!policy.retry_non_idempotent && !is_idempotent(request)) {
-    d.why_not = request.method + " is not idempotent and has no Idempotency-Key";
+    d.why_not = "the method is not idempotent and the request has no Idempotency-Key";
     return d;
   }
   int most = tier->max_attempts;
@@ -195,7 +195,7 @@ class RetryLayer final : public http::Middleware {
   RetryLayer(RetryPolicy policy, BudgetOptions budget, const Clock& clock, std::shared_ptr<RetryCounters> counters)
       : policy_(std::move(policy)), budget_(budget, clock), counters_(std::move(counters)) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client& client) override {
+  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client& client) override {
     co_await asio::this_coro::throw_if_cancelled(false);  // cancellation comes back as a value
     budget_.on_request();
     using Clock = std::chrono::steady_clock;
@@ -203,15 +203,20 @@ class RetryLayer final : public http::Middleware {
     if (request.timeouts.total) deadline = Clock::now() + *request.timeouts.total;
     std::vector<Attempt> attempts;
     Duration delay{0};
+    // Each attempt gets what is left of the deadline; the caller's timeouts are put back after.
+    struct Restore {
+      http::Request& request;
+      std::optional<http::Duration> total;
+      ~Restore() { request.timeouts.total = total; }
+    } restore{request, request.timeouts.total};
     for (int n = 1;; ++n) {
-      http::Request attempt = request;
-      if (deadline) attempt.timeouts.total = std::max<Clock::duration>(Clock::duration(0), *deadline - Clock::now());
+      if (deadline) request.timeouts.total = std::max<Clock::duration>(Clock::duration(0), *deadline - Clock::now());
       Result<http::Response> outcome;
       if (policy_.hedge_after && is_idempotent(request)) {
-        outcome = co_await hedged(next, std::move(attempt), delay, attempts);
+        outcome = co_await hedged(next, request, delay, attempts);
       } else {
         auto started = Clock::now();
-        outcome = co_await next(std::move(attempt));
+        outcome = co_await next(request);
         attempts.push_back(attempt_of(outcome, delay, Clock::now() - started));
       }
 
@@ -257,7 +262,7 @@ class RetryLayer final : public http::Middleware {
   static void launch(const std::shared_ptr<Race>& race, int i, const http::Next& next, http::Request request) {
     race->started[i] = std::chrono::steady_clock::now();
     auto run = [race, i, next, request = std::move(request)]() mutable -> asio::awaitable<void> {
-      auto outcome = co_await next(std::move(request));
+      auto outcome = co_await next(request);
       race->took[i] = std::chrono::steady_clock::now() - race->started[i];
       race->outcome[i] = std::move(outcome);
       race->wake.cancel();
@@ -266,7 +271,8 @@ class RetryLayer final : public http::Middleware {
                    asio::bind_cancellation_slot(race->stop[i].slot(), asio::detached));
   }
 
-  asio::awaitable<Result<http::Response>> hedged(const http::Next& next, http::Request attempt, Duration delay,
+  // Each racer sends its own copy of the request: both run at once.
+  asio::awaitable<Result<http::Response>> hedged(const http::Next& next, const http::Request& attempt, Duration delay,
                                                  std::vector<Attempt>& attempts) {
     auto race = std::make_shared<Race>(co_await asio::this_coro::executor);
     launch(race, 0, next, attempt);
@@ -282,7 +288,7 @@ class RetryLayer final : public http::Middleware {
         sent_hedge = true;
         if (counters_) counters_->hedges.fetch_add(1, std::memory_order_relaxed);
         http::report_event(attempt, "hedge", {{"hedge.after_ms", std::chrono::duration<double, std::milli>(*policy_.hedge_after).count()}});
-        launch(race, 1, next, std::move(attempt));
+        launch(race, 1, next, attempt);
       } else if (counters_) {
         counters_->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
       }

@@ -63,9 +63,9 @@ std::pair<int, std::string> promtool_check(const std::string& text) {
 // with an X-Fallback header gets a static 200 when the origin fails.
 class StaticFallback final : public http::Middleware {
  public:
-  asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
+  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
     bool wanted = request.headers.contains("X-Fallback");
-    Result<http::Response> outcome = co_await next(std::move(request));
+    Result<http::Response> outcome = co_await next(request);
     if (outcome || !wanted) co_return outcome;
     http::Response served;
     served.status = 200;

@@ -29,8 +29,8 @@ using Clock = std::chrono::steady_clock;
 // Answers for a request that failed, as a fallback policy does, and says so on the Response.
 class StaticFallback final : public http::Middleware {
  public:
-  boost::asio::awaitable<Result<http::Response>> send(http::Request request, http::Next next, http::Client&) override {
-    auto outcome = co_await next(std::move(request));
+  boost::asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
+    auto outcome = co_await next(request);
     if (outcome) co_return outcome;
     http::Response answer;
     answer.status = 200;

@@ -274,3 +274,29 @@ TEST(Tracing, AnOtlpBaseUrlGetsTheTracesPathAndAFullUrlIsKept) {
 
 }  // namespace
 }  // namespace errand::observe
+
+namespace errand::observe {
+namespace {
+
+TEST(TracingSampler, TheRatioDecidesNewTracesAndChildrenFollowTheirParent) {
+  Tracer none;
+  none.set_sample_ratio(0.0);
+  Tracer all;
+  Tracer half;
+  half.set_sample_ratio(0.5);
+  int sampled = 0;
+  for (int i = 0; i < 4000; ++i) {
+    EXPECT_FALSE(none.start_span("GET", SpanKind::internal).context.sampled);
+    EXPECT_TRUE(all.start_span("GET", SpanKind::internal).context.sampled);
+    sampled += half.start_span("GET", SpanKind::internal).context.sampled ? 1 : 0;
+  }
+  EXPECT_GT(sampled, 1700);  // 2000 expected; 1700..2300 is beyond 9 standard deviations
+  EXPECT_LT(sampled, 2300);
+  auto parent = all.start_span("GET", SpanKind::internal);
+  EXPECT_TRUE(none.start_span("GET", SpanKind::client, &parent.context).context.sampled);
+  auto unsampled = none.start_span("GET", SpanKind::internal);
+  EXPECT_FALSE(all.start_span("GET", SpanKind::client, &unsampled.context).context.sampled);
+}
+
+}  // namespace
+}  // namespace errand::observe

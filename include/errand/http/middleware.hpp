@@ -10,6 +10,8 @@
 // the transport (pool, connection, redirects, decoding). A layer may call `next` several
 // times (retries), not at all (a fallback), or change the request. It runs on the Client's
 // worker; it must be thread-safe, as one layer serves every request of its Client.
+// The request goes through the chain by reference: a chain of layers costs no copies or
+// moves of it (each would be a dozen strings).
 #pragma once
 
 #include <cstdint>
@@ -29,7 +31,27 @@ namespace errand::http {
 
 class Client;
 
-using Next = std::function<boost::asio::awaitable<Result<Response>>(Request)>;
+// The rest of the chain after a layer: the next layer, or past the last one the transport.
+// Cheap to copy (three pointers); valid while the layer's send() runs.
+class Next {
+ public:
+  // Sends `request` on. The request must stay alive, unmoved, until the returned awaitable
+  // completes; layers further in may change it (an attempt's deadline or traceparent). The
+  // transport never does: redirects are followed on a copy.
+  boost::asio::awaitable<Result<Response>> operator()(Request& request) const;
+
+  // For tests of a layer alone: the rest of the chain as a function.
+  using Function = std::function<boost::asio::awaitable<Result<Response>>(Request&)>;
+  explicit Next(const Function* function) noexcept : function_(function) {}
+
+ private:
+  friend class Client;
+  Next(void* impl, std::size_t index, Client* client) noexcept : impl_(impl), index_(index), client_(client) {}
+  const Function* function_ = nullptr;
+  void* impl_ = nullptr;  // Client::Impl
+  std::size_t index_ = 0;
+  Client* client_ = nullptr;
+};
 
 // Decisions a layer takes about a request (a retry scheduled, a breaker opening, a fallback
 // served) are told to the RequestEvents found in Request::extensions, when a layer further
@@ -54,7 +76,9 @@ inline void report_event(const Request& request, std::string_view name, EventAtt
 class Middleware {
  public:
   virtual ~Middleware() = default;
-  virtual boost::asio::awaitable<Result<Response>> send(Request request, Next next, Client& client) = 0;
+  // `request` is the logical request, owned by the Client's outermost frame until send()
+  // returns; a layer may change it for the layers further in, or send copies (hedging).
+  virtual boost::asio::awaitable<Result<Response>> send(Request& request, Next next, Client& client) = 0;
 };
 
 }  // namespace errand::http

@@ -48,6 +48,7 @@ class Url {
   std::string target() const;       // path[?query]: the request-target
   std::string host_header() const;  // host[:port] (port only when not the default), IPv6 bracketed
   std::string origin() const;       // scheme://host:port, always with the port: the pool key
+  void origin_into(std::string& out) const;  // the same, into a buffer the caller reuses
   std::string to_string() const;    // the normalised URL (userinfo and fragment included)
 
   static std::uint16_t default_port(std::string_view scheme) noexcept;  // 80, 443, or 0

@@ -98,6 +98,12 @@ class Tracer {
 
   void add_exporter(std::shared_ptr<SpanExporter> exporter);  // before first use
   bool enabled() const noexcept { return !exporters_.empty(); }
+  // The share of new traces that are sampled (recorded and exported), decided from the trace
+  // id as OpenTelemetry's TraceIdRatioBased sampler does; a child follows its parent's flag.
+  // An unsampled request still carries traceparent (flag 00) and costs almost nothing.
+  // Default 1: every trace. Before first use.
+  void set_sample_ratio(double ratio) noexcept { sample_ratio_ = ratio < 0 ? 0 : ratio > 1 ? 1 : ratio; }
+  double sample_ratio() const noexcept { return sample_ratio_; }
   const std::string& service_name() const noexcept { return service_name_; }
 
   // A started span: a child of `parent` (same trace, parent span id set), or a new trace.
@@ -112,6 +118,7 @@ class Tracer {
  private:
   std::string service_name_;
   std::vector<std::shared_ptr<SpanExporter>> exporters_;
+  double sample_ratio_ = 1.0;
 };
 
 // The two Client layers (see the top of this file). `outer` goes first in

@@ -89,7 +89,7 @@ std::optional<Duration> parse_retry_after(std::string_view value, std::chrono::s
 struct Decision {
   bool retry = false;
   Duration delay{0};
-  std::string why_not;  // when !retry: "not retryable", "attempts exhausted", ...
+  std::string_view why_not;  // when !retry: "attempts exhausted", ... (a static text: no allocation per request)
 };
 
 // After attempt number `attempts` (1-based) ended with `outcome`: retry, and after how long?

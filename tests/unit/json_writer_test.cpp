@@ -1,0 +1,49 @@
+#include "observe/json_writer.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace errand::observe {
+namespace {
+
+std::string json_quoted(std::string_view s) {
+  std::string out;
+  json_text::string(out, s);
+  return out;
+}
+
+TEST(JsonText, EscapesWhatJsonRequiresAndKeepsUtf8) {
+  EXPECT_EQ(json_quoted("plain"), "\"plain\"");
+  EXPECT_EQ(json_quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(json_quoted("\n\r\t\b\f"), "\"\\n\\r\\t\\b\\f\"");
+  EXPECT_EQ(json_quoted(std::string_view("\x01\x1f", 2)), "\"\\u0001\\u001f\"");
+  EXPECT_EQ(json_quoted("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"), "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  EXPECT_EQ(json_quoted(std::string_view("\0", 1)), "\"\\u0000\"");
+}
+
+TEST(JsonText, BytesThatAreNotUtf8BecomeTheReplacementCharacter) {
+  // A lone continuation byte, a truncated sequence, an overlong form, a surrogate, past U+10FFFF.
+  for (std::string_view bad : {"\x80", "\xe2\x82", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff"}) {
+    std::string text = json_quoted(std::string("a") + std::string(bad) + "b");
+    auto parsed = nlohmann::json::parse(text);  // throws on invalid JSON or UTF-8
+    auto value = parsed.get<std::string>();
+    EXPECT_EQ(value.front(), 'a');
+    EXPECT_EQ(value.back(), 'b');
+    EXPECT_NE(value.find("\xef\xbf\xbd"), std::string::npos) << text;
+  }
+}
+
+TEST(JsonText, NumbersReadBackExactly) {
+  for (double v : {0.0, -1.5, 0.1, 1e-300, 123456789.125, 1e21}) {
+    std::string out;
+    json_text::number(out, v);
+    EXPECT_EQ(nlohmann::json::parse(out).get<double>(), v) << out;
+  }
+  std::string out;
+  json_text::number(out, std::nan(""));
+  json_text::quoted_integer(out, -9223372036854775807LL - 1);
+  EXPECT_EQ(out, "\"NaN\"\"-9223372036854775808\"");
+}
+
+}  // namespace
+}  // namespace errand::observe
