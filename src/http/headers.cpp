@@ -40,7 +40,11 @@ void Headers::add(std::string name, std::string value) {
 }
 
 void Headers::set(std::string_view name, std::string value) {
-  // In place when the field is there already (a layer setting it on every attempt).
+  remove(name);
+  fields_.push_back(HeaderField{std::string(name), std::move(value)});
+}
+
+void Headers::set_in_place(std::string_view name, std::string value) {
   auto first = std::find_if(fields_.begin(), fields_.end(), [&](const HeaderField& f) { return iequals(f.name, name); });
   if (first == fields_.end()) {
     fields_.push_back(HeaderField{std::string(name), std::move(value)});

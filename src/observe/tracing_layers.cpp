@@ -39,7 +39,7 @@ std::optional<SpanContext> incoming_parent(const http::Request& request) {
 
 // A tracestate that came with an invalid traceparent must not travel on (W3C: ignore it).
 void inject(http::Request& request, const SpanContext& context) {
-  request.headers.set("traceparent", context.traceparent());
+  request.headers.set_in_place("traceparent", context.traceparent());
   if (context.tracestate.empty()) request.headers.remove("tracestate");
   else request.headers.set("tracestate", context.tracestate);
 }

@@ -83,13 +83,17 @@ class FallbackLayer final : public http::Middleware {
         cache_(policy_.max_entries, policy_.max_body_bytes, policy_.max_total_bytes) {}
 
   asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
+    // A policy of the request's own (Request::extensions) wins over the layer's; the
+    // last-good cache is the layer's either way.
+    const FallbackPolicy* own = request.extensions.get<FallbackPolicy>();
+    const FallbackPolicy& policy = own ? *own : policy_;
     auto outcome = co_await next(request);
-    auto why = trigger(outcome);
+    auto why = trigger(policy, outcome);
     if (!why) {
-      if (outcome && policy_.last_good) cache_.store(request, *outcome, clock_.now());
+      if (outcome && policy.last_good) cache_.store(request, *outcome, clock_.now());
       co_return outcome;
     }
-    if (auto answer = answer_for(request, *why)) {
+    if (auto answer = answer_for(policy, request, *why)) {
       answer->attempts = outcome ? std::move(outcome->attempts) : outcome.error().attempts();
       http::report_event(request, "fallback", {{"fallback.source", answer->fallback->source},
                                                {"fallback.reason", answer->fallback->reason}});
@@ -102,32 +106,33 @@ class FallbackLayer final : public http::Middleware {
 
  private:
   // The failure that calls for a fallback, or nullopt when the outcome stands.
-  std::optional<Error> trigger(const Result<http::Response>& outcome) const {
+  static std::optional<Error> trigger(const FallbackPolicy& policy, const Result<http::Response>& outcome) {
     if (!outcome) {
-      const auto& kinds = policy_.on_kinds;
+      const auto& kinds = policy.on_kinds;
       if (std::find(kinds.begin(), kinds.end(), outcome.error().kind()) == kinds.end()) return std::nullopt;
       return outcome.error();
     }
-    const auto& statuses = policy_.on_statuses;
+    const auto& statuses = policy.on_statuses;
     if (std::find(statuses.begin(), statuses.end(), outcome->status) == statuses.end()) return std::nullopt;
     return Error(ErrorKind::http_status, "status " + std::to_string(outcome->status));
   }
 
-  std::optional<http::Response> answer_for(const http::Request& request, const Error& why) const {
+  std::optional<http::Response> answer_for(const FallbackPolicy& policy, const http::Request& request,
+                                           const Error& why) const {
     std::string reason = std::string(to_string(why.kind())) + ": " + why.message().substr(0, 200);
     auto mark = [&](http::Response response, const char* source) {
       response.fallback = http::FallbackInfo{source, reason};
       if (response.url.host().empty()) response.url = request.url;
       return response;
     };
-    if (policy_.function) {
-      auto answer = policy_.function(request, why);
+    if (policy.function) {
+      auto answer = policy.function(request, why);
       if (answer) return mark(std::move(*answer), "function");
     }
-    if (policy_.last_good) {
-      if (auto answer = cache_.find(request, clock_.now(), policy_.max_age)) return mark(std::move(*answer), "last_good");
+    if (policy.last_good) {
+      if (auto answer = cache_.find(request, clock_.now(), policy.max_age)) return mark(std::move(*answer), "last_good");
     }
-    if (policy_.static_response) return mark(*policy_.static_response, "static");
+    if (policy.static_response) return mark(*policy.static_response, "static");
     return std::nullopt;
   }
 

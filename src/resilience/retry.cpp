@@ -197,6 +197,9 @@ class RetryLayer final : public http::Middleware {
 
   asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client& client) override {
     co_await asio::this_coro::throw_if_cancelled(false);  // cancellation comes back as a value
+    // A policy of the request's own (Request::extensions) wins over the layer's.
+    const RetryPolicy* own = request.extensions.get<RetryPolicy>();
+    const RetryPolicy& policy = own ? *own : policy_;
     budget_.on_request();
     using Clock = std::chrono::steady_clock;
     std::optional<Clock::time_point> deadline;
@@ -212,15 +215,15 @@ class RetryLayer final : public http::Middleware {
     for (int n = 1;; ++n) {
       if (deadline) request.timeouts.total = std::max<Clock::duration>(Clock::duration(0), *deadline - Clock::now());
       Result<http::Response> outcome;
-      if (policy_.hedge_after && is_idempotent(request)) {
-        outcome = co_await hedged(next, request, delay, attempts);
+      if (policy.hedge_after && is_idempotent(request)) {
+        outcome = co_await hedged(next, request, *policy.hedge_after, delay, attempts);
       } else {
         auto started = Clock::now();
         outcome = co_await next(request);
         attempts.push_back(attempt_of(outcome, delay, Clock::now() - started));
       }
 
-      Decision d = decide(policy_, request, outcome, n, random_unit(), std::chrono::system_clock::now());
+      Decision d = decide(policy, request, outcome, n, random_unit(), std::chrono::system_clock::now());
       bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
       if (d.retry && deadline && Clock::now() + d.delay >= *deadline) d.retry = false;  // it would not finish in time
       if (d.retry && !cancelled && !budget_.try_retry()) {
@@ -272,11 +275,11 @@ class RetryLayer final : public http::Middleware {
   }
 
   // Each racer sends its own copy of the request: both run at once.
-  asio::awaitable<Result<http::Response>> hedged(const http::Next& next, const http::Request& attempt, Duration delay,
-                                                 std::vector<Attempt>& attempts) {
+  asio::awaitable<Result<http::Response>> hedged(const http::Next& next, const http::Request& attempt, Duration hedge_after,
+                                                 Duration delay, std::vector<Attempt>& attempts) {
     auto race = std::make_shared<Race>(co_await asio::this_coro::executor);
     launch(race, 0, next, attempt);
-    race->wake.expires_after(*policy_.hedge_after);
+    race->wake.expires_after(hedge_after);
     co_await race->wake.async_wait(asio::as_tuple(asio::use_awaitable));
     auto cancelled = [&]() -> asio::awaitable<bool> {
       co_return (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
@@ -287,7 +290,7 @@ class RetryLayer final : public http::Middleware {
       if (budget_.try_retry()) {
         sent_hedge = true;
         if (counters_) counters_->hedges.fetch_add(1, std::memory_order_relaxed);
-        http::report_event(attempt, "hedge", {{"hedge.after_ms", std::chrono::duration<double, std::milli>(*policy_.hedge_after).count()}});
+        http::report_event(attempt, "hedge", {{"hedge.after_ms", std::chrono::duration<double, std::milli>(hedge_after).count()}});
         launch(race, 1, next, attempt);
       } else if (counters_) {
         counters_->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
@@ -311,11 +314,11 @@ class RetryLayer final : public http::Middleware {
       if (!race->outcome[i]) race->stop[i].emit(asio::cancellation_type::terminal);
       Attempt record;
       if (race->outcome[i]) {
-        record = attempt_of(*race->outcome[i], i == 0 ? delay : *policy_.hedge_after, race->took[i]);
+        record = attempt_of(*race->outcome[i], i == 0 ? delay : hedge_after, race->took[i]);
       } else {
         record.kind = ErrorKind::cancelled;
         record.message = winner < 0 ? "cancelled" : "cancelled: the other attempt answered first";
-        record.delay = i == 0 ? delay : *policy_.hedge_after;
+        record.delay = i == 0 ? delay : hedge_after;
         record.duration = std::chrono::steady_clock::now() - race->started[i];
       }
       record.hedge = i == 1;

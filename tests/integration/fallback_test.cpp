@@ -131,5 +131,30 @@ TEST_F(FallbackTest, AUserFunctionAnswersAnOpenBreakerAndMayDecline) {
   EXPECT_EQ(asked.load(), 2);
 }
 
+TEST_F(FallbackTest, ARequestsOwnPolicyWinsOverTheLayers) {
+  FallbackPolicy layer;
+  layer.static_response.emplace();
+  layer.static_response->status = 200;
+  layer.static_response->body = "client default";
+  auto o = options();
+  o.middleware.push_back(fallback(layer));
+  http::Client c(o);
+
+  auto r = http::Request::make("GET", url("/status/503"));
+  ASSERT_TRUE(r);
+  auto own = std::make_shared<FallbackPolicy>();
+  own->static_response.emplace();
+  own->static_response->status = 200;
+  own->static_response->body = "step default";
+  r->extensions.insert(own);
+  auto answered = testing::run_sync(runtime_, c.send(std::move(*r)));
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->body, "step default");
+
+  auto plain = get(c, url("/status/503"));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->body, "client default");
+}
+
 }  // namespace
 }  // namespace errand::resilience

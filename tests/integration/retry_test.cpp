@@ -282,3 +282,29 @@ TEST_F(HedgeTest, APostWithoutAKeyIsNeverHedged) {
 
 }  // namespace
 }  // namespace errand::resilience
+
+namespace errand::resilience {
+namespace {
+
+TEST_F(RetryTest, ARequestsOwnPolicyWinsOverTheLayers) {
+  RetryPolicy layer;
+  layer.status.backoff.base = 1ms;
+  auto c = client(layer);
+  auto own = std::make_shared<RetryPolicy>();
+  own->status.max_attempts = 1;  // this step does not retry
+  auto r = http::Request::make("GET", url("/flaky?fail=1&key=" + key()));
+  ASSERT_TRUE(r);
+  r->extensions.insert(own);
+  auto once = testing::run_sync(runtime_, c.send(std::move(*r)));
+  ASSERT_TRUE(once);
+  EXPECT_EQ(once->status, 503);
+  EXPECT_EQ(once->attempts.size(), 1u);
+
+  auto layered = send(c, "GET", url("/flaky?fail=1&key=" + key()));  // the layer's policy: retried
+  ASSERT_TRUE(layered);
+  EXPECT_EQ(layered->status, 200);
+  EXPECT_EQ(layered->attempts.size(), 2u);
+}
+
+}  // namespace
+}  // namespace errand::resilience

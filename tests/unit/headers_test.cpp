@@ -66,6 +66,18 @@ TEST(HeadersTest, SetReplacesEveryFieldOfThatNameAndAppendsOne) {
   EXPECT_THAT(h.get_all("user-agent"), ElementsAre("errand"));
 }
 
+TEST(HeadersTest, SetInPlaceKeepsThePlaceAndSpellingOfTheFirstField) {
+  Headers h;
+  h.add("traceparent", "a");
+  h.add("Accept", "*/*");
+  h.add("TraceParent", "b");
+  h.set_in_place("TRACEPARENT", "c");
+  EXPECT_THAT(names(h), ElementsAre("traceparent", "Accept"));
+  EXPECT_THAT(h.get_all("traceparent"), ElementsAre("c"));
+  h.set_in_place("X-New", "v");
+  EXPECT_THAT(names(h), ElementsAre("traceparent", "Accept", "X-New"));
+}
+
 TEST(HeadersTest, SetOnAbsentNameAdds) {
   Headers h;
   h.set("X-New", "v");

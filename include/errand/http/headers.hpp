@@ -42,6 +42,9 @@ class Headers {
   }
   void add(const char* name, const char* value) { add(std::string_view(name), std::string_view(value)); }
   void set(std::string_view name, std::string value);  // remove all, then add
+  // The first field of that name gets the value (keeping its place and spelling), the others
+  // go; added when absent. For a layer that sets a field on every attempt (traceparent).
+  void set_in_place(std::string_view name, std::string value);
   std::size_t remove(std::string_view name);            // returns how many were removed
   std::optional<std::string_view> get(std::string_view name) const;
   std::vector<std::string_view> get_all(std::string_view name) const;

@@ -14,6 +14,9 @@
 // response whose status is in `on_statuses` (default 502, 503, 504). The Response keeps the
 // attempts of the failure it replaces, and `fallback` says which source answered and why.
 //
+// Per request: a FallbackPolicy in the request's extensions replaces the layer's for that
+// request: request.extensions.insert(std::make_shared<errand::resilience::FallbackPolicy>(p)).
+//
 // The last-good cache: successful (2xx) responses to GET and HEAD, per method and URL,
 // bounded by entries and bytes (a body over `max_body_bytes` is not kept), least recently
 // stored first out; `max_age` bounds how stale an answer may be. Thread-safe.

@@ -21,6 +21,10 @@
 // `min_per_second`) keeps retries from multiplying an outage. Each Response (or the final
 // Error) lists the attempts: outcome, the delay before, the duration.
 //
+// Per request: a RetryPolicy in the request's extensions replaces the layer's for that request
+// (a job step with its own retries on a shared Client); the budget stays the layer's:
+//   request.extensions.insert(std::make_shared<errand::resilience::RetryPolicy>(step_policy));
+//
 // Time: decide() and RetryBudget take the time and the random draw from the caller, so the
 // unit tests drive them exactly (ManualClock); the middleware uses the steady clock and
 // Asio timers. Thread-safe: one layer serves all requests of a Client.
