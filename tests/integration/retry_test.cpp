@@ -232,16 +232,22 @@ TEST_F(IdempotencyTest, AKeyTheUserSetWinsAndGetsNoSecondKey) {
 namespace errand::resilience {
 namespace {
 
-class HedgeTest : public RetryTest {};
+class HedgeTest : public RetryTest {
+ protected:
+  http::Client hedging_client(std::optional<Duration> hedge_after) {
+    RetryPolicy p;
+    p.hedge_after = hedge_after;
+    http::ClientOptions o;
+    o.runtime = &runtime_;
+    o.middleware.push_back(retry(p, {}, SteadyClock::instance(), counters_));
+    return http::Client(o);
+  }
+  std::shared_ptr<RetryCounters> counters_ = std::make_shared<RetryCounters>();
+};
 
 TEST_F(HedgeTest, ASlowAttemptGetsAHedgeAndTheFirstAnswerWins) {
-  RetryPolicy p;
-  p.hedge_after = 100ms;
-  auto counters = std::make_shared<RetryCounters>();
-  http::ClientOptions o;
-  o.runtime = &runtime_;
-  o.middleware.push_back(retry(p, {}, SteadyClock::instance(), counters));
-  http::Client c(o);
+  auto c = hedging_client(100ms);
+  const auto& counters = counters_;
   // Both copies sleep 400 ms; the first one sent answers first.
   auto started = Clock::now();
   auto r = send(c, "GET", url("/delay/400"));
@@ -267,13 +273,8 @@ TEST_F(HedgeTest, ASlowAttemptGetsAHedgeAndTheFirstAnswerWins) {
 }
 
 TEST_F(HedgeTest, APostWithoutAKeyIsNeverHedged) {
-  RetryPolicy p;
-  p.hedge_after = 50ms;
-  auto counters = std::make_shared<RetryCounters>();
-  http::ClientOptions o;
-  o.runtime = &runtime_;
-  o.middleware.push_back(retry(p, {}, SteadyClock::instance(), counters));
-  http::Client c(o);
+  auto c = hedging_client(50ms);
+  const auto& counters = counters_;
   auto r = send(c, "POST", url("/delay/200"));
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(counters->hedges.load(), 0u);
