@@ -159,13 +159,15 @@ OtlpHttpExporter::OtlpHttpExporter(OtlpOptions options) : impl_(std::make_shared
 
 OtlpHttpExporter::~OtlpHttpExporter() { impl_->shutdown(std::chrono::milliseconds(0)); }
 
-void OtlpHttpExporter::export_span(const Span& span) {
+void OtlpHttpExporter::export_span(const Span& span) { export_span(Span(span)); }
+
+void OtlpHttpExporter::export_span(Span&& span) {
   std::lock_guard lock(impl_->mutex);
   if (impl_->stopped || impl_->queue.size() >= impl_->options.max_queue) {
     ++impl_->dropped;
     return;
   }
-  impl_->queue.push_back(span);
+  impl_->queue.push_back(std::move(span));
   if (impl_->queue.size() >= impl_->options.max_batch) impl_->wake.notify_one();
 }
 

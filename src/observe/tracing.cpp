@@ -159,7 +159,8 @@ Span Tracer::start_span(std::string name, SpanKind kind, const SpanContext* pare
 void Tracer::end_span(Span& span) const {
   if (span.end == SystemTime{}) span.end = std::chrono::system_clock::now();
   if (!span.context.sampled) return;
-  for (const auto& exporter : exporters_) exporter->export_span(span);
+  for (std::size_t i = 0; i + 1 < exporters_.size(); ++i) exporters_[i]->export_span(static_cast<const Span&>(span));
+  if (!exporters_.empty()) exporters_.back()->export_span(std::move(span));  // the span is done with
 }
 
 void Tracer::flush() const {

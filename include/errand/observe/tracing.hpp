@@ -88,6 +88,9 @@ class SpanExporter {
  public:
   virtual ~SpanExporter() = default;
   virtual void export_span(const Span& span) = 0;
+  // The span is the exporter's to keep (the Tracer's last exporter gets it so): an exporter
+  // that queues spans takes it without a copy.
+  virtual void export_span(Span&& span) { export_span(static_cast<const Span&>(span)); }
   virtual void flush() {}
   virtual void shutdown() {}
 };
@@ -109,7 +112,7 @@ class Tracer {
   // A started span: a child of `parent` (same trace, parent span id set), or a new trace.
   Span start_span(std::string name, SpanKind kind, const SpanContext* parent = nullptr) const;
   // Sets the end time (now, unless set already) and hands the span to every exporter, unless
-  // its trace is not sampled.
+  // its trace is not sampled; the last exporter takes it by move, so `span` is spent after.
   void end_span(Span& span) const;
 
   void flush() const;
@@ -212,6 +215,7 @@ class OtlpHttpExporter final : public SpanExporter {
   OtlpHttpExporter& operator=(const OtlpHttpExporter&) = delete;
 
   void export_span(const Span& span) override;  // lock, push or drop; never waits
+  void export_span(Span&& span) override;
   // Sends what is queued now and waits until it is sent (or failed), at most 5 s.
   void flush() override;
   bool flush(std::chrono::milliseconds deadline);  // false if the deadline passed first
