@@ -449,22 +449,22 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // `keep_alive` holds the client's state for as long as the request runs, even if the
   // Client object is destroyed meanwhile.
   asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
-  // send() without layers: owns the request and counts it in flight.
-  asio::awaitable<Result<Response>> send(Request request, std::shared_ptr<Impl> keep_alive) {
-    return send_body<Request>(std::move(request), std::move(keep_alive), true);
-  }
   // The transport under the layers: the request belongs to the chain's entry.
   asio::awaitable<Result<Response>> send_ref(const Request& request, std::shared_ptr<Impl> keep_alive) {
     return send_body<const Request&>(request, std::move(keep_alive), false);
   }
+  // Without layers (RequestHolder = Request: owns the request, counts it in flight) or under
+  // them (const Request&).
   template <class RequestHolder>
   asio::awaitable<Result<Response>> send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive, bool outermost);
   asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
   // open() on a request owned by the caller's frame (send's), which outlives the call.
   // Sends `request` (owned by the caller's frame, which outlives the call), following
   // redirects, and fills `head` in place; returns where the body is to be read from.
+  // `owned`: the same request when the caller gives it up (its URL becomes the final one).
   asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> open_ref(const Request& request, Response& head,
-                                                                            std::shared_ptr<Impl> keep_alive);
+                                                                            std::shared_ptr<Impl> keep_alive,
+                                                                            Request* owned = nullptr);
 
   // `head` is a redirect to `location` (a view into head.headers): drains a small body from
   // `source` so that its connection can be reused, and points `request` at the next hop.
@@ -628,16 +628,17 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std:
   InFlight counted(this);
   if (closing.load()) co_return fail(shut_down_error());
   Response head;
-  auto source = co_await open_ref(request, head, std::move(keep_alive));
+  auto source = co_await open_ref(request, head, std::move(keep_alive), &request);
   if (!source) co_return fail(std::move(source.error()));
   co_return ResponseStream(std::move(head), std::move(*source));
 }
 
 asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::open_ref(
-    const Request& original, Response& head, std::shared_ptr<Impl> keep_alive) {
-  // Redirects change the request: the hops after the first go out from a copy.
+    const Request& original, Response& head, std::shared_ptr<Impl> keep_alive, Request* owned) {
+  // Redirects change the request: the hops after the first go out from a copy, on the heap
+  // so that this frame stays small enough for Asio's recycling allocator.
   const Request* hop_request = &original;
-  std::optional<Request> redirected;
+  std::unique_ptr<Request> redirected;
   Exchange ex;
   ex.start = now();
   const Timeouts& defaults = options.timeouts;
@@ -678,8 +679,8 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::o
     if (is_redirect(head.status) && max_redirects > 0) location = head.headers.get("location");
     if (location) {
       if (!redirected) {
-        redirected.emplace(original);
-        hop_request = &*redirected;
+        redirected = std::make_unique<Request>(original);
+        hop_request = redirected.get();
       }
       auto followed = co_await follow_redirect(*redirected, head, std::move(source), *location, redirects, max_redirects);
       if (!followed) co_return fail(std::move(followed.error()));
@@ -690,7 +691,9 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::o
     if (offer_compression) {
       if (auto decoding = decode_if_encoded(source, head); !decoding) co_return fail(std::move(decoding.error()));
     }
-    head.url = redirected ? std::move(redirected->url) : original.url;  // the final URL
+    if (redirected) head.url = std::move(redirected->url);  // the final URL
+    else if (owned) head.url = std::move(owned->url);
+    else head.url = original.url;
     co_return std::move(source);
   }
 }
@@ -824,7 +827,9 @@ asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request,
   bool previous = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
   Response head;
-  auto source = co_await open_ref(request, head, std::move(keep_alive));
+  Request* owned = nullptr;
+  if constexpr (std::is_same_v<RequestHolder, Request>) owned = &request;
+  auto source = co_await open_ref(request, head, std::move(keep_alive), owned);
   Result<void> all;  // assigned below either way (no co_await in ?: with GCC 12)
   if (source) {
     // As read_all_into, with no coroutine at all when the body is buffered already (a small
@@ -863,10 +868,10 @@ asio::awaitable<Result<Response>> Client::send(Request request) {
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
     if (layered) return asio::co_spawn(context, impl_->send_layered(std::move(request), impl_, *this), asio::use_awaitable);
-    return asio::co_spawn(context, impl_->send(std::move(request), impl_), asio::use_awaitable);
+    return asio::co_spawn(context, impl_->send_body<Request>(std::move(request), impl_, true), asio::use_awaitable);
   }
   if (layered) return impl_->send_layered(std::move(request), impl_, *this);
-  return impl_->send(std::move(request), impl_);
+  return impl_->send_body<Request>(std::move(request), impl_, true);
 }
 
 void Client::forget_tls_session(const Url& url) {
