@@ -684,6 +684,9 @@ class Session {
         case Endpoint::close: co_return After::close;
         case Endpoint::headers: co_return co_await big_headers(req, t, head);
         case Endpoint::idempotent: co_return co_await idempotent(req, t, head);
+        case Endpoint::flaky:
+          if (query_param(t.query, "delay")) co_return co_await slow_flaky(req, t, head);
+          break;
         default: break;
       }
     }
@@ -797,6 +800,18 @@ class Session {
     if (!co_await conn_.sleep_until(Clock::now() + std::chrono::milliseconds(*ms)))
       co_return After::close;
     Response res = make_response(req, 200, "ok\n");
+    co_return co_await send(res, head);
+  }
+
+  // /flaky?delay=MS: the failing calls take MS before they answer (a slow first attempt that a
+  // hedge can overtake); the later calls answer at once.
+  asio::awaitable<After> slow_flaky(const Request& req, const Target& t, bool head) {
+    std::optional<std::uint64_t> ms = query_uint(t.query, "delay", 0, 0, max_wait_ms);
+    if (!ms) co_return co_await send_bad_request(req, must_be("delay", 0, max_wait_ms, "ms"), head);
+    Response res = flaky_endpoint(shared_, req, t);
+    if (res.result() == http::status::service_unavailable &&
+        !co_await conn_.sleep_until(Clock::now() + std::chrono::milliseconds(*ms)))
+      co_return After::close;
     co_return co_await send(res, head);
   }
 

@@ -272,6 +272,25 @@ TEST_F(HedgeTest, ASlowAttemptGetsAHedgeAndTheFirstAnswerWins) {
   EXPECT_EQ(counters->hedges.load(), 1u);
 }
 
+TEST_F(HedgeTest, AHedgeOvertakesASlowFirstAttempt) {
+  auto c = hedging_client(100ms);
+  // The first call waits 3 s before its 503; the second (the hedge) answers 200 at once.
+  auto started = Clock::now();
+  auto r = send(c, "GET", url("/flaky?fail=1&delay=3000&key=" + key()));
+  auto took = Clock::now() - started;
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, 1s);
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(r->attempts[0].kind, ErrorKind::cancelled);  // the slow one, cut off
+  EXPECT_FALSE(r->attempts[0].hedge);
+  EXPECT_TRUE(r->attempts[1].ok);
+  EXPECT_TRUE(r->attempts[1].hedge);
+  EXPECT_EQ(r->attempts[1].status, 200);
+  EXPECT_EQ(counters_->hedges.load(), 1u);
+  EXPECT_EQ(counters_->hedges_won.load(), 1u);
+}
+
 TEST_F(HedgeTest, APostWithoutAKeyIsNeverHedged) {
   auto c = hedging_client(50ms);
   const auto& counters = counters_;
