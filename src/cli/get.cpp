@@ -63,13 +63,12 @@ struct GetOptions {
 constexpr std::chrono::milliseconds otlp_deadline{2000};
 
 double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double json_ms(Duration d) { return std::round(ms(d) * 1000) / 1000; }  // milliseconds, to the microsecond
 
 json timings_json(const http::Timings& t) {
-  auto round3 = [](double v) { return std::round(v * 1000) / 1000; };
-  return json{{"dns", round3(ms(t.dns))},         {"connect", round3(ms(t.connect))},
-              {"tls", round3(ms(t.tls))},         {"send", round3(ms(t.send))},
-              {"wait", round3(ms(t.wait))},       {"receive", round3(ms(t.receive))},
-              {"total", round3(ms(t.total))}};
+  return json{{"dns", json_ms(t.dns)},   {"connect", json_ms(t.connect)}, {"tls", json_ms(t.tls)},
+              {"send", json_ms(t.send)}, {"wait", json_ms(t.wait)},       {"receive", json_ms(t.receive)},
+              {"total", json_ms(t.total)}};
 }
 
 json headers_json(const http::Headers& headers) {
@@ -149,9 +148,8 @@ Result<http::Request> build_request(const GetOptions& o) {
 
 json attempts_json(const std::vector<Attempt>& attempts) {
   json list = json::array();
-  auto ms = [](std::chrono::nanoseconds d) { return std::round(std::chrono::duration<double, std::milli>(d).count() * 1000) / 1000; };
   for (const auto& a : attempts) {
-    json one{{"delay_ms", ms(a.delay)}, {"duration_ms", ms(a.duration)}};
+    json one{{"delay_ms", json_ms(a.delay)}, {"duration_ms", json_ms(a.duration)}};
     if (a.ok) {
       one["status"] = a.status;
     } else {

@@ -399,7 +399,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   };
 
   static Error shut_down_error() { return Error(ErrorKind::cancelled, "the client is shut down"); }
-  static Error cut_off_error() { return Error(ErrorKind::cancelled, "the client shut down before the request finished"); }
+  static Error cut_off_error() { return Connection::cut_off_error(); }
 
   void track(Shard& shard, const std::shared_ptr<Connection>& conn) {
     if (shard.connections.size() >= 64 && shard.connections.size() == shard.connections.capacity()) {
@@ -451,14 +451,13 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::awaitable<Result<ResponseStream>> open(Request request, std::shared_ptr<Impl> keep_alive);
   // The transport under the layers: the request belongs to the chain's entry.
   asio::awaitable<Result<Response>> send_ref(const Request& request, std::shared_ptr<Impl> keep_alive) {
-    return send_body<const Request&>(request, std::move(keep_alive), false);
+    return send_body<const Request&>(request, std::move(keep_alive));
   }
   // Without layers (RequestHolder = Request: owns the request, counts it in flight) or under
-  // them (const Request&).
+  // them (const Request&: the chain's entry owns and counts it).
   template <class RequestHolder>
-  asio::awaitable<Result<Response>> send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive, bool outermost);
+  asio::awaitable<Result<Response>> send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive);
   asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
-  // open() on a request owned by the caller's frame (send's), which outlives the call.
   // Sends `request` (owned by the caller's frame, which outlives the call), following
   // redirects, and fills `head` in place; returns where the body is to be read from.
   // `owned`: the same request when the caller gives it up (its URL becomes the final one).
@@ -796,8 +795,7 @@ asio::awaitable<Result<void>> Client::pause(Duration duration) {
   auto worker = impl_->runtime->current_worker();
   auto executor = co_await asio::this_coro::executor;
   asio::steady_timer timer(executor, duration);
-  Shard* shard = worker ? impl_->shards[*worker].get() : nullptr;
-  if (shard && !shard->on_own_thread()) shard = nullptr;
+  Shard* shard = worker ? impl_->shards[*worker].get() : nullptr;  // off a worker: not cut short
   if (impl_->cut.load()) co_return fail(Impl::cut_off_error());
   if (shard) shard->pauses.push_back(&timer);
   auto [ec] = co_await timer.async_wait(use_tuple);
@@ -805,7 +803,7 @@ asio::awaitable<Result<void>> Client::pause(Duration duration) {
   if (impl_->cut.load()) co_return fail(Impl::cut_off_error());
   auto state = co_await asio::this_coro::cancellation_state;
   if (ec || state.cancelled() != asio::cancellation_type::none)
-    co_return fail(ErrorKind::cancelled, "cancelled while pausing");
+    co_return fail(ErrorKind::cancelled, "the request was cancelled while waiting to retry");
   co_return Result<void>{};
 }
 
@@ -818,8 +816,8 @@ asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
 }
 
 template <class RequestHolder>
-asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive,
-                                                          bool outermost) {
+asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive) {
+  constexpr bool outermost = std::is_same_v<RequestHolder, Request>;
   InFlight counted(outermost ? this : nullptr);
   if (outermost && closing.load()) co_return fail(shut_down_error());
   if (cut.load(std::memory_order_relaxed)) co_return fail(cut_off_error());  // a layer trying again
@@ -828,7 +826,7 @@ asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request,
   co_await asio::this_coro::throw_if_cancelled(false);
   Response head;
   Request* owned = nullptr;
-  if constexpr (std::is_same_v<RequestHolder, Request>) owned = &request;
+  if constexpr (outermost) owned = &request;
   auto source = co_await open_ref(request, head, std::move(keep_alive), owned);
   Result<void> all;  // assigned below either way (no co_await in ?: with GCC 12)
   if (source) {
@@ -856,7 +854,6 @@ asio::awaitable<Result<Response>> Client::Impl::send_layered(Request request, st
 // Not a coroutine: a layer's call goes straight to the next layer's coroutine (or the
 // transport's), with no frame or Response move of its own.
 asio::awaitable<Result<Response>> Next::operator()(Request& request) const {
-  if (function_) return (*function_)(request);
   auto* impl = static_cast<Client::Impl*>(impl_);
   const auto& layers = impl->options.middleware;
   if (index_ < layers.size()) return layers[index_]->send(request, Next(impl_, index_ + 1, client_), *client_);
@@ -868,10 +865,10 @@ asio::awaitable<Result<Response>> Client::send(Request request) {
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
     if (layered) return asio::co_spawn(context, impl_->send_layered(std::move(request), impl_, *this), asio::use_awaitable);
-    return asio::co_spawn(context, impl_->send_body<Request>(std::move(request), impl_, true), asio::use_awaitable);
+    return asio::co_spawn(context, impl_->send_body<Request>(std::move(request), impl_), asio::use_awaitable);
   }
   if (layered) return impl_->send_layered(std::move(request), impl_, *this);
-  return impl_->send_body<Request>(std::move(request), impl_, true);
+  return impl_->send_body<Request>(std::move(request), impl_);
 }
 
 void Client::forget_tls_session(const Url& url) {

@@ -93,7 +93,7 @@ void Connection::on_watchdog() {
 
 asio::awaitable<Error> Connection::classify(const error_code& ec, Phase phase, ErrorKind kind, std::string what) {
   close();
-  if (cut_off_) co_return Error(ErrorKind::cancelled, "the client shut down before the request finished", to_std(ec), phase);
+  if (cut_off_) co_return cut_off_error(to_std(ec), phase);
   if (timed_out_) co_return Error::timeout(timed_out_phase_, timeout_message(timed_out_phase_));
   auto state = co_await asio::this_coro::cancellation_state;
   if (state.cancelled() != asio::cancellation_type::none || ec == asio::error::operation_aborted)
@@ -115,9 +115,9 @@ asio::awaitable<Result<void>> Connection::establish(const EstablishParams& param
   timings.dns = t1 - t0;
   if (!endpoints) co_return fail(std::move(endpoints.error()));
 
-  if (cut_off_) co_return fail(Error(ErrorKind::cancelled, "the client shut down before the request finished"));
+  if (cut_off_) co_return fail(cut_off_error());
   auto socket = co_await net::connect_any(std::move(*endpoints), deadline, params.happy_eyeballs_delay);
-  if (cut_off_) co_return fail(Error(ErrorKind::cancelled, "the client shut down before the request finished"));
+  if (cut_off_) co_return fail(cut_off_error());
   auto t2 = now();
   timings.connect = t2 - t1;
   if (!socket) co_return fail(std::move(socket.error()));
@@ -435,6 +435,10 @@ bool Connection::still_alive() {
   ssize_t n = ::recv(const_cast<Connection*>(this)->socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
   return false;  // 0: closed by the peer; >0: unsolicited bytes (a 408, a close_notify)
+}
+
+Error Connection::cut_off_error(std::error_code code, Phase phase) {
+  return Error(ErrorKind::cancelled, "the client shut down before the request finished", code, phase);
 }
 
 void Connection::cut_off() {

@@ -89,6 +89,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Closes the connection under whatever operation runs on it; that operation, and any later
   // one, fails with kind cancelled ("the client shut down ..."). Client::shutdown's cut-off.
   void cut_off();
+  // What a cut-off request fails with.
+  static Error cut_off_error(std::error_code code = {}, Phase phase = Phase::none);
 
   const std::string& origin() const noexcept { return origin_; }
   TimePoint created_at() const noexcept { return created_; }

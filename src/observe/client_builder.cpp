@@ -12,16 +12,6 @@ Client::Builder& Client::Builder::runtime(net::Runtime& runtime) {
   return *this;
 }
 
-Client::Builder& Client::Builder::timeouts(Timeouts timeouts) {
-  base_.timeouts = timeouts;
-  return *this;
-}
-
-Client::Builder& Client::Builder::configure(const std::function<void(ClientOptions&)>& edit) {
-  edit(base_);
-  return *this;
-}
-
 Client::Builder& Client::Builder::retry(resilience::RetryPolicy policy, resilience::BudgetOptions budget) {
   retry_.emplace(std::move(policy), budget);
   return *this;
@@ -43,6 +33,9 @@ Client::Builder& Client::Builder::idempotency_keys(bool on) {
 }
 
 Client::Builder& Client::Builder::metrics(std::shared_ptr<observe::Registry> registry) {
+  // The counters are the Builder's, shared by every Client it builds: one collector per
+  // registry serves them.
+  if (registry && registry != registry_) observe::watch_retries(*registry, retry_counters_);
   registry_ = std::move(registry);
   return *this;
 }
@@ -72,8 +65,6 @@ ClientOptions Client::Builder::options() const {
     o.companions.push_back([registry](Client& client) -> std::shared_ptr<void> {
       return std::make_shared<observe::ClientWatch>(observe::watch_client(*registry, client));
     });
-    if (!retries_watched_) observe::watch_retries(*registry_, retry_counters_);
-    retries_watched_ = true;
   }
   if (fallback_) o.middleware.push_back(resilience::fallback(*fallback_, SteadyClock::instance(), fallback_counters_));
   if (breaker_) {

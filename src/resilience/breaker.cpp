@@ -37,22 +37,33 @@ void CircuitBreaker::move_to(BreakerState next, time_point now) {
       open_for_ = std::min(std::chrono::duration_cast<std::chrono::nanoseconds>(grown), options_.max_open_for);
     }
     opened_at_ = now;
-    window_.clear();
+    clear_window();
   } else if (next == BreakerState::half_open) {
     probes_sent_ = 0;
     probes_ok_ = 0;
   } else {
-    window_.clear();
+    clear_window();
     open_for_ = options_.open_for;
   }
 }
 
+void CircuitBreaker::drop_oldest() {
+  window_failures_ -= window_.front().failed ? 1 : 0;
+  window_slow_ -= window_.front().slow ? 1 : 0;
+  window_.pop_front();
+}
+
+void CircuitBreaker::clear_window() {
+  window_.clear();
+  window_failures_ = window_slow_ = 0;
+}
+
 void CircuitBreaker::prune(time_point now) {
   if (options_.window_time) {
-    while (!window_.empty() && now - window_.front().at > *options_.window_time) window_.pop_front();
-    while (window_.size() > 100000) window_.pop_front();  // bounded whatever the rate
+    while (!window_.empty() && now - window_.front().at > *options_.window_time) drop_oldest();
+    while (window_.size() > 100000) drop_oldest();  // bounded whatever the rate
   } else {
-    while (window_.size() > options_.window_calls) window_.pop_front();
+    while (window_.size() > options_.window_calls) drop_oldest();
   }
 }
 
@@ -79,11 +90,13 @@ void CircuitBreaker::record(bool failed, bool slow, time_point now) {
   }
   if (state_ == BreakerState::open) return;  // a call admitted before it opened
   window_.push_back({now, failed, slow});
+  window_failures_ += failed ? 1 : 0;
+  window_slow_ += slow ? 1 : 0;
   prune(now);
   if (window_.size() < options_.minimum_calls) return;
   double n = static_cast<double>(window_.size());
-  auto failures = static_cast<double>(std::count_if(window_.begin(), window_.end(), [](const Call& c) { return c.failed; }));
-  auto slows = static_cast<double>(std::count_if(window_.begin(), window_.end(), [](const Call& c) { return c.slow; }));
+  auto failures = static_cast<double>(window_failures_);
+  auto slows = static_cast<double>(window_slow_);
   bool too_many_failures = failures / n >= options_.failure_rate;
   bool too_slow = options_.slow_call && slows / n >= options_.slow_call_rate;
   if (too_many_failures || too_slow) move_to(BreakerState::open, now);

@@ -242,12 +242,7 @@ class RetryLayer final : public http::Middleware {
       if (counters_) counters_->retries.fetch_add(1, std::memory_order_relaxed);
       delay = d.delay;
       auto slept = co_await client.pause(delay);
-      if (!slept) {
-        Error e(ErrorKind::cancelled, slept.error().message() == "cancelled while pausing"
-                                          ? "the request was cancelled while waiting to retry"
-                                          : slept.error().message());
-        co_return fail(std::move(e).with_attempts(std::move(attempts)));
-      }
+      if (!slept) co_return fail(std::move(slept.error()).with_attempts(std::move(attempts)));  // cancelled
     }
   }
 

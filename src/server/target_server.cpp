@@ -554,7 +554,7 @@ Response traces_endpoint(Shared& shared, const Request& req) {
     if (body.is_discarded() || !body.is_object()) return bad_request(req, "the body is not a JSON object");
     std::lock_guard lock(shared.traces_mutex);
     if (shared.trace_exports.size() >= max_trace_exports) shared.trace_exports.pop_front();
-    shared.trace_exports.push_back(body.dump());
+    shared.trace_exports.push_back(req.body());  // checked above: kept as it came
     return make_response(req, 200, "{}", "application/json");
   }
   std::lock_guard lock(shared.traces_mutex);

@@ -129,7 +129,8 @@ class Client {
   bool shutting_down() const noexcept;
 
   // Sleeps for `duration` on behalf of a layer (a retry's backoff): ends early with kind
-  // cancelled when the caller cancels or shutdown cuts the client's requests off.
+  // cancelled when the caller cancels ("... while waiting to retry") or shutdown cuts the
+  // client's requests off.
   boost::asio::awaitable<Result<void>> pause(Duration duration);
 
   PoolStats stats() const;

@@ -49,8 +49,6 @@ class Client::Builder {
   explicit Builder(ClientOptions base);  // pool, TLS, timeouts...: everything but the layers
 
   Builder& runtime(net::Runtime& runtime);
-  Builder& timeouts(Timeouts timeouts);
-  Builder& configure(const std::function<void(ClientOptions&)>& edit);
 
   Builder& retry(resilience::RetryPolicy policy = {}, resilience::BudgetOptions budget = {});
   Builder& breaker(resilience::BreakerOptions options = {});
@@ -79,7 +77,6 @@ class Client::Builder {
   std::vector<std::shared_ptr<Middleware>> layers_;
   std::shared_ptr<resilience::RetryCounters> retry_counters_ = std::make_shared<resilience::RetryCounters>();
   std::shared_ptr<resilience::FallbackCounters> fallback_counters_ = std::make_shared<resilience::FallbackCounters>();
-  mutable bool retries_watched_ = false;  // the budget collector goes into the registry once
 };
 
 }  // namespace errand::http

@@ -67,8 +67,6 @@ class Extensions {
       if (key == tag<T>()) return static_cast<T*>(slot.get());
     return nullptr;
   }
-  bool empty() const noexcept { return entries_.empty(); }
-
  private:
   template <class T>
   static const void* tag() noexcept {

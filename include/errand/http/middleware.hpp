@@ -32,7 +32,7 @@ namespace errand::http {
 class Client;
 
 // The rest of the chain after a layer: the next layer, or past the last one the transport.
-// Cheap to copy (three pointers); valid while the layer's send() runs.
+// Cheap to copy (three values); valid while the layer's send() runs.
 class Next {
  public:
   // Sends `request` on. The request must stay alive, unmoved, until the returned awaitable
@@ -40,14 +40,9 @@ class Next {
   // transport never does: redirects are followed on a copy.
   boost::asio::awaitable<Result<Response>> operator()(Request& request) const;
 
-  // For tests of a layer alone: the rest of the chain as a function.
-  using Function = std::function<boost::asio::awaitable<Result<Response>>(Request&)>;
-  explicit Next(const Function* function) noexcept : function_(function) {}
-
  private:
   friend class Client;
   Next(void* impl, std::size_t index, Client* client) noexcept : impl_(impl), index_(index), client_(client) {}
-  const Function* function_ = nullptr;
   void* impl_ = nullptr;  // Client::Impl
   std::size_t index_ = 0;
   Client* client_ = nullptr;

@@ -89,10 +89,16 @@ class CircuitBreaker {
   };
   void move_to(BreakerState next, time_point now);
   void prune(time_point now);
+  void drop_oldest();
+  void clear_window();
 
   BreakerOptions options_;
   BreakerState state_ = BreakerState::closed;
+  // The window and how many of its calls failed or were slow, kept as calls come and go:
+  // a window by time may hold many calls, and every call judges the rates.
   std::deque<Call> window_;
+  std::size_t window_failures_ = 0;
+  std::size_t window_slow_ = 0;
   time_point opened_at_{};
   std::chrono::nanoseconds open_for_;
   std::size_t probes_sent_ = 0;
