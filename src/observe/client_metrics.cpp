@@ -11,6 +11,8 @@
 
 #include <errand/http/client.hpp>
 
+#include "observe/attempts.hpp"
+
 namespace errand::observe {
 namespace {
 
@@ -84,8 +86,7 @@ class MetricsLayer final : public http::Middleware {
 
  private:
   void record(std::size_t method, const Result<http::Response>& outcome, double seconds) {
-    const auto& attempts = outcome ? outcome->attempts : outcome.error().attempts();
-    double tries = attempts.empty() ? 1.0 : static_cast<double>(attempts.size());
+    auto tries = static_cast<double>(attempts_sent(outcome));
     std::string_view method_label = method_labels[method];
     if (outcome) {
       std::size_t status = status_index(outcome->status);
@@ -105,7 +106,7 @@ class MetricsLayer final : public http::Middleware {
       else requests_.with({method_label, "", kind_label}).inc();
     }
     cached(attempts_by_method_[method], attempts_, {method_label}).inc(tries);
-    cached(retries_by_method_[method], retries_, {method_label}).inc(tries - 1);
+    cached(retries_by_method_[method], retries_, {method_label}).inc(tries > 1 ? tries - 1 : 0);
     duration_.observe(seconds);
   }
 

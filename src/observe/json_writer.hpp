@@ -13,6 +13,8 @@
 
 namespace errand::observe::json_text {
 
+inline constexpr char hex_digits[] = "0123456789abcdef";
+
 // The length of the valid UTF-8 sequence at the start of `s` (1..4), or 0 if it is invalid.
 inline std::size_t utf8_length(std::string_view s) {
   auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
@@ -36,7 +38,6 @@ inline std::size_t utf8_length(std::string_view s) {
 }
 
 inline void string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
   out += '"';
   std::size_t i = 0;
   while (i < s.size()) {
@@ -64,8 +65,8 @@ inline void string(std::string& out, std::string_view s) {
     }
     if (c < 0x20) {
       out += "\\u00";
-      out += hex[c >> 4];
-      out += hex[c & 0xF];
+      out += hex_digits[c >> 4];
+      out += hex_digits[c & 0xF];
       ++i;
       continue;
     }
@@ -111,12 +112,11 @@ inline void number(std::string& out, double v) {
 // Bytes as lower-case hex (trace and span ids), without a temporary string.
 template <std::size_t N>
 void hex(std::string& out, const std::array<std::uint8_t, N>& bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
   std::size_t at = out.size();
   out.resize(at + 2 * N);
   for (std::size_t i = 0; i < N; ++i) {
-    out[at + 2 * i] = digits[bytes[i] >> 4];
-    out[at + 2 * i + 1] = digits[bytes[i] & 0xF];
+    out[at + 2 * i] = hex_digits[bytes[i] >> 4];
+    out[at + 2 * i + 1] = hex_digits[bytes[i] & 0xF];
   }
 }
 

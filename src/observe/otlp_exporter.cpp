@@ -26,10 +26,10 @@ using Clock = std::chrono::steady_clock;
 
 std::string otlp_traces_url(std::string_view endpoint) {
   std::string url(endpoint);
-  std::size_t scheme = url.find("://");
-  std::size_t path = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  if (path == std::string::npos || url.substr(path) == "/") {
-    if (path != std::string::npos) url.erase(path);
+  // A base URL (no path, no query) gets the traces path; anything else is used as it is, and
+  // a malformed one is left for the caller's Url::parse to refuse.
+  if (auto parsed = http::Url::parse(endpoint); parsed && parsed->path() == "/" && !parsed->has_query() && parsed->fragment().empty()) {
+    if (url.ends_with('/')) url.pop_back();
     url += "/v1/traces";
   }
   return url;

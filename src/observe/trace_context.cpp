@@ -3,19 +3,15 @@
 #include <algorithm>
 #include <random>
 
+#include "observe/json_writer.hpp"
+
 namespace errand::observe {
 namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
 
 template <std::size_t N>
 std::string hex_of(const std::array<std::uint8_t, N>& bytes) {
   std::string out;
-  out.reserve(2 * N);
-  for (auto b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
+  json_text::hex(out, bytes);
   return out;
 }
 
@@ -66,20 +62,13 @@ SpanId random_span_id() { return random_nonzero<8>(); }
 bool SpanContext::valid() const noexcept { return !all_zero(trace_id) && !all_zero(span_id); }
 
 std::string SpanContext::traceparent() const {
-  // Written in place: one allocation, set on every request by the tracing layers.
-  std::string out(55, '-');
-  out[0] = '0';
-  out[1] = '0';
-  for (std::size_t i = 0; i < 16; ++i) {
-    out[3 + 2 * i] = kHex[trace_id[i] >> 4];
-    out[4 + 2 * i] = kHex[trace_id[i] & 0xf];
-  }
-  for (std::size_t i = 0; i < 8; ++i) {
-    out[36 + 2 * i] = kHex[span_id[i] >> 4];
-    out[37 + 2 * i] = kHex[span_id[i] & 0xf];
-  }
-  out[53] = '0';
-  out[54] = sampled ? '1' : '0';
+  std::string out;
+  out.reserve(55);  // one allocation: set on every request by the tracing layers
+  out += "00-";
+  json_text::hex(out, trace_id);
+  out += '-';
+  json_text::hex(out, span_id);
+  out += sampled ? "-01" : "-00";
   return out;
 }
 

@@ -9,6 +9,8 @@
 
 #include <errand/http/client.hpp>
 
+#include "observe/attempts.hpp"
+
 namespace errand::observe {
 
 namespace asio = boost::asio;
@@ -139,12 +141,7 @@ class OuterLayer final : public http::Middleware {
     // Without an inner layer nothing counted the attempts; a retry layer lists them, and a
     // breaker or bulkhead that failed fast sent nothing.
     int attempts = trace->attempts();
-    if (attempts == 0) {
-      std::size_t listed = outcome ? outcome->attempts.size() : outcome.error().attempts().size();
-      bool failed_fast = !outcome && (outcome.error().kind() == ErrorKind::circuit_open ||
-                                      outcome.error().kind() == ErrorKind::overloaded);
-      attempts = listed ? static_cast<int>(listed) : failed_fast ? 0 : 1;
-    }
+    if (attempts == 0) attempts = static_cast<int>(attempts_sent(outcome));
     span.set("errand.attempts", std::int64_t{attempts});
     if (outcome && outcome->fallback) {
       span.set("errand.fallback.source", outcome->fallback->source);
@@ -168,24 +165,19 @@ class InnerLayer final : public http::Middleware {
   asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
     co_await asio::this_coro::throw_if_cancelled(false);
     auto* trace = request.extensions.get<RequestTrace>();
-    if (!trace && !tracer_->enabled()) {
-      if (!incoming_parent(request)) inject(request, SpanContext::new_root());
-      co_return co_await next(request);
-    }
+    std::optional<SpanContext> incoming;  // without an outer layer, the caller's span is the parent
     if (!trace) {
-      auto incoming = incoming_parent(request);
+      incoming = incoming_parent(request);
+      if (!tracer_->enabled()) {
+        if (!incoming) inject(request, SpanContext::new_root());
+        co_return co_await next(request);
+      }
       // An unsampled trace: the context already on the request goes on; nothing is recorded.
       if (incoming && !incoming->sampled) co_return co_await next(request);
     }
-    int attempt = 1;
-    std::optional<SpanContext> parent;
-    if (trace) {
-      attempt = trace->next_attempt();
-      parent = trace->span().context;
-    } else {
-      parent = incoming_parent(request);  // no outer layer: the caller's span is the parent
-    }
-    Span span = tracer_->start_span(request.method, SpanKind::client, parent ? &*parent : nullptr);
+    int attempt = trace ? trace->next_attempt() : 1;
+    const SpanContext* parent = trace ? &trace->span().context : incoming ? &*incoming : nullptr;
+    Span span = tracer_->start_span(request.method, SpanKind::client, parent);
     request_attributes(span, request);
     span.set("errand.attempt", std::int64_t{attempt});
     if (attempt > 1) span.set("http.request.resend_count", std::int64_t{attempt - 1});

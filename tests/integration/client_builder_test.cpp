@@ -21,10 +21,6 @@ class ClientBuilderTest : public testing::TargetSuite {
     EXPECT_TRUE(r);
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
-  static std::string key() {
-    static std::mt19937_64 random{std::random_device{}()};
-    return std::to_string(random());
-  }
   net::Runtime runtime_{{.threads = 1}};
 };
 
@@ -42,7 +38,7 @@ TEST_F(ClientBuilderTest, RetriesMetricsBreakerAndFallbackWorkTogether) {
   ASSERT_EQ(options.middleware.size(), 5u);  // metrics, fallback, breaker, idempotency, retry
   Client c = builder.build();
 
-  auto flaky = send(c, "GET", "/flaky?fail=2&key=" + key());
+  auto flaky = send(c, "GET", "/flaky?fail=2&key=" + testing::unique_key());
   ASSERT_TRUE(flaky) << flaky.error().describe();
   EXPECT_EQ(flaky->status, 200);
   EXPECT_EQ(flaky->attempts.size(), 3u);
@@ -55,7 +51,7 @@ TEST_F(ClientBuilderTest, RetriesMetricsBreakerAndFallbackWorkTogether) {
   EXPECT_EQ(builder.fallback_counters()->served.load(), 1u);
 
   // A POST whose first attempt is reset after the server applied it: keyed, retried, applied once.
-  std::string counter = key();
+  std::string counter = testing::unique_key();
   auto post = send(c, "POST", "/idempotent?reset_first=1&counter=" + counter);
   ASSERT_TRUE(post) << post.error().describe();
   EXPECT_EQ(post->attempts.size(), 2u);
@@ -82,7 +78,7 @@ TEST_F(ClientBuilderTest, TracingWrapsThePoliciesWithOneSpanPerRequestAndPerAtte
   ASSERT_EQ(builder.options().middleware.size(), 5u);  // tracing, metrics, breaker, retry, attempt spans
   Client c = builder.build();
 
-  auto r = send(c, "GET", "/flaky?fail=1&key=" + key());
+  auto r = send(c, "GET", "/flaky?fail=1&key=" + testing::unique_key());
   ASSERT_TRUE(r) << r.error().describe();
   auto spans = collected->spans();
   ASSERT_EQ(spans.size(), 3u);  // two attempts, then the logical request

@@ -16,6 +16,7 @@
 #include <errand/observe/client_metrics.hpp>
 #include <errand/observe/metrics.hpp>
 #include <errand/resilience/breaker.hpp>
+#include <errand/resilience/fallback.hpp>
 #include <errand/resilience/retry.hpp>
 
 #include "server/target_server.hpp"
@@ -59,30 +60,16 @@ std::pair<int, std::string> promtool_check(const std::string& text) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, printed};
 }
 
-// A fallback of the simplest kind, so that the metrics layer sees Response::fallback: a request
-// with an X-Fallback header gets a static 200 when the origin fails.
-class StaticFallback final : public http::Middleware {
- public:
-  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
-    bool wanted = request.headers.contains("X-Fallback");
-    Result<http::Response> outcome = co_await next(request);
-    if (outcome || !wanted) co_return outcome;
-    http::Response served;
-    served.status = 200;
-    served.reason = "OK";
-    served.body = "static\n";
-    served.attempts = outcome.error().attempts();
-    served.fallback = http::FallbackInfo{"static", outcome.error().describe()};
-    co_return served;
-  }
-};
+// promtool accepts the exposition: exit status 0 and no lint finding (skipped without promtool).
+void expect_promtool_accepts(const std::string& text) {
+  if (!have_promtool()) GTEST_SKIP() << "promtool is not installed (scripts/install-deps installs prometheus)";
+  auto [status, printed] = promtool_check(text);
+  EXPECT_EQ(status, 0) << printed;
+  EXPECT_EQ(printed, "");
+}
 
 class MetricsTest : public testing::TargetSuite {
  protected:
-  static std::string key() {
-    static std::mt19937_64 random{std::random_device{}()};
-    return std::to_string(random());
-  }
   static resilience::RetryPolicy fast_retries() {
     resilience::RetryPolicy p;
     p.network = resilience::Tier{2, resilience::Backoff{1ms, 1.0, 0.0}};
@@ -93,7 +80,13 @@ class MetricsTest : public testing::TargetSuite {
                               bool fallback = false) {
     auto r = http::Request::make(method, u);
     EXPECT_TRUE(r);
-    if (fallback) r->headers.add("X-Fallback", "static");
+    if (fallback) {  // this request's own fallback: a static 200 when the origin fails
+      auto policy = std::make_shared<resilience::FallbackPolicy>();
+      policy->static_response.emplace();
+      policy->static_response->status = 200;
+      policy->static_response->body = "static\n";
+      r->extensions.insert(policy);
+    }
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
 
@@ -106,7 +99,7 @@ TEST_F(MetricsTest, RequestsAttemptsRetriesFallbacksAndThePoolAreCountedAndPromt
   http::ClientOptions o;
   o.runtime = &runtime_;
   o.middleware.push_back(metrics(registry));
-  o.middleware.push_back(std::make_shared<StaticFallback>());
+  o.middleware.push_back(resilience::fallback({}));  // no sources of its own: only the requests
   o.middleware.push_back(resilience::retry(fast_retries(), {}, SteadyClock::instance(), retry_counters));
   http::Client c(o);
   auto watch = watch_client(*registry, c);
@@ -114,7 +107,7 @@ TEST_F(MetricsTest, RequestsAttemptsRetriesFallbacksAndThePoolAreCountedAndPromt
 
   std::string refused = "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/";
   for (int i = 0; i < 3; ++i) EXPECT_EQ(status_of(send(c, "GET", url("/ok"))), 200);
-  auto flaky = send(c, "GET", url("/flaky?fail=2&key=" + key()));  // 503, 503, 200
+  auto flaky = send(c, "GET", url("/flaky?fail=2&key=" + testing::unique_key()));  // 503, 503, 200
   ASSERT_TRUE(flaky) << flaky.error().describe();
   EXPECT_EQ(flaky->attempts.size(), 3u);
   EXPECT_EQ(status_of(send(c, "GET", url("/status/404"))), 404);
@@ -162,10 +155,7 @@ TEST_F(MetricsTest, RequestsAttemptsRetriesFallbacksAndThePoolAreCountedAndPromt
   EXPECT_GE(stats.reused, 4u);  // keep-alive: most of the eight origin responses shared a connection
   EXPECT_EQ(sample(text, R"(errand_http_client_tls_handshakes_total{resumed="false"})"), 0);
 
-  if (!have_promtool()) GTEST_SKIP() << "promtool is not installed (scripts/install-deps installs prometheus)";
-  auto [status, printed] = promtool_check(text);
-  EXPECT_EQ(status, 0) << printed;
-  EXPECT_EQ(printed, "");
+  expect_promtool_accepts(text);
 }
 
 TEST_F(MetricsTest, TheBudgetsRefusalsAreCounted) {
@@ -230,10 +220,7 @@ TEST_F(MetricsTest, TheBreakerStateFollowsItsTransitionsPerOrigin) {
   EXPECT_EQ(sample(closed, transitions("half_open")), 1);
   EXPECT_EQ(sample(closed, transitions("closed")), 1);
 
-  if (!have_promtool()) GTEST_SKIP() << "promtool is not installed (scripts/install-deps installs prometheus)";
-  auto [status, printed] = promtool_check(closed);
-  EXPECT_EQ(status, 0) << printed;
-  EXPECT_EQ(printed, "");
+  expect_promtool_accepts(closed);
 }
 
 TEST_F(MetricsTest, WatchedClientsAddUpAndADetachedOneLeavesTheGaugesBeforeItIsDestroyed) {

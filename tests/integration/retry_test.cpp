@@ -28,10 +28,6 @@ using Ms = std::chrono::duration<double, std::milli>;
 
 class RetryTest : public testing::TargetSuite {
  protected:
-  static std::string key() {
-    static std::mt19937_64 random{std::random_device{}()};
-    return std::to_string(random());
-  }
   http::Client client(RetryPolicy policy, BudgetOptions budget = {}) {
     http::ClientOptions o;
     o.runtime = &runtime_;
@@ -51,7 +47,7 @@ class RetryTest : public testing::TargetSuite {
 
 TEST_F(RetryTest, AFlakyEndpointSucceedsOnTheThirdAttemptAfterTheConfiguredDelays) {
   auto c = client(RetryPolicy{});
-  auto r = send(c, "GET", url("/flaky?fail=2&key=" + key()));
+  auto r = send(c, "GET", url("/flaky?fail=2&key=" + testing::unique_key()));
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(r->status, 200);
   ASSERT_EQ(r->attempts.size(), 3u);
@@ -69,7 +65,7 @@ TEST_F(RetryTest, AFlakyEndpointSucceedsOnTheThirdAttemptAfterTheConfiguredDelay
 TEST_F(RetryTest, AnUnresolvableNameIsTriedExactlyTwiceASecondApart) {
   auto c = client(RetryPolicy{});
   auto started = Clock::now();
-  auto r = send(c, "GET", "http://errand-" + key() + ".invalid/");
+  auto r = send(c, "GET", "http://errand-" + testing::unique_key() + ".invalid/");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), ErrorKind::dns);
   ASSERT_EQ(r.error().attempts().size(), 2u);
@@ -81,7 +77,7 @@ TEST_F(RetryTest, AnUnresolvableNameIsTriedExactlyTwiceASecondApart) {
 
 TEST_F(RetryTest, RetryAfterIsHonoured) {
   auto c = client(RetryPolicy{});
-  auto r = send(c, "GET", url("/flaky?fail=1&retry_after=1&key=" + key()));
+  auto r = send(c, "GET", url("/flaky?fail=1&retry_after=1&key=" + testing::unique_key()));
   ASSERT_TRUE(r) << r.error().describe();
   ASSERT_EQ(r->attempts.size(), 2u);
   EXPECT_EQ(r->attempts[1].delay, 1s);  // the server's word, not the 200 ms backoff
@@ -89,11 +85,11 @@ TEST_F(RetryTest, RetryAfterIsHonoured) {
 
 TEST_F(RetryTest, APostIsRetriedOnlyWithAnIdempotencyKey) {
   auto c = client(RetryPolicy{});
-  auto keyless = send(c, "POST", url("/flaky?fail=1&key=" + key()));
+  auto keyless = send(c, "POST", url("/flaky?fail=1&key=" + testing::unique_key()));
   ASSERT_TRUE(keyless);
   EXPECT_EQ(keyless->status, 503);
   EXPECT_EQ(keyless->attempts.size(), 1u);
-  auto keyed = send(c, "POST", url("/flaky?fail=1&key=" + key()), "key-" + key());
+  auto keyed = send(c, "POST", url("/flaky?fail=1&key=" + testing::unique_key()), "key-" + testing::unique_key());
   ASSERT_TRUE(keyed);
   EXPECT_EQ(keyed->status, 200);
   EXPECT_EQ(keyed->attempts.size(), 2u);
@@ -103,7 +99,7 @@ TEST_F(RetryTest, NothingRunsPastTheRequestsDeadline) {
   RetryPolicy p;
   p.status = Tier{10, Backoff{300ms, 2.0, 0.0}};
   auto c = client(p);
-  auto r = http::Request::make("GET", url("/flaky?fail=10&key=" + key()));
+  auto r = http::Request::make("GET", url("/flaky?fail=10&key=" + testing::unique_key()));
   ASSERT_TRUE(r);
   r->timeouts.total = 1s;  // 0 → 300 ms → 900 ms; the next wait (1.2 s) would end past it
   auto started = Clock::now();
@@ -182,7 +178,7 @@ TEST_F(IdempotencyTest, APostResetAfterTheServerAppliedItIsAppliedExactlyOnce) {
   o.middleware.push_back(idempotency_keys());
   o.middleware.push_back(retry(RetryPolicy{}));
   http::Client c(o);
-  std::string counter = "once-" + key();
+  std::string counter = "once-" + testing::unique_key();
   auto r = send(c, "POST", url("/idempotent?reset_first=1&counter=" + counter));
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(r->status, 200);
@@ -201,7 +197,7 @@ TEST_F(IdempotencyTest, WithoutAKeyAForcedRetryAppliesThePostTwice) {
   o.runtime = &runtime_;
   o.middleware.push_back(retry(p));
   http::Client c(o);
-  std::string counter = "twice-" + key();
+  std::string counter = "twice-" + testing::unique_key();
   auto r = send(c, "POST", url("/idempotent?reset_first=1&counter=" + counter));
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(r->attempts.size(), 2u);
@@ -213,7 +209,7 @@ TEST_F(IdempotencyTest, AKeyTheUserSetWinsAndGetsNoSecondKey) {
   o.runtime = &runtime_;
   o.middleware.push_back(idempotency_keys());
   http::Client c(o);
-  auto r = send(c, "POST", url("/echo"), "my-key-" + key());
+  auto r = send(c, "POST", url("/echo"), "my-key-" + testing::unique_key());
   ASSERT_TRUE(r);
   EXPECT_NE(r->body.find("my-key-"), std::string::npos);
   auto fresh = send(c, "POST", url("/echo"));
@@ -276,7 +272,7 @@ TEST_F(HedgeTest, AHedgeOvertakesASlowFirstAttempt) {
   auto c = hedging_client(100ms);
   // The first call waits 3 s before its 503; the second (the hedge) answers 200 at once.
   auto started = Clock::now();
-  auto r = send(c, "GET", url("/flaky?fail=1&delay=3000&key=" + key()));
+  auto r = send(c, "GET", url("/flaky?fail=1&delay=3000&key=" + testing::unique_key()));
   auto took = Clock::now() - started;
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(r->status, 200);
@@ -312,7 +308,7 @@ TEST_F(RetryTest, ARequestsOwnPolicyWinsOverTheLayers) {
   auto c = client(layer);
   auto own = std::make_shared<RetryPolicy>();
   own->status.max_attempts = 1;  // this step does not retry
-  auto r = http::Request::make("GET", url("/flaky?fail=1&key=" + key()));
+  auto r = http::Request::make("GET", url("/flaky?fail=1&key=" + testing::unique_key()));
   ASSERT_TRUE(r);
   r->extensions.insert(own);
   auto once = testing::run_sync(runtime_, c.send(std::move(*r)));
@@ -320,7 +316,7 @@ TEST_F(RetryTest, ARequestsOwnPolicyWinsOverTheLayers) {
   EXPECT_EQ(once->status, 503);
   EXPECT_EQ(once->attempts.size(), 1u);
 
-  auto layered = send(c, "GET", url("/flaky?fail=1&key=" + key()));  // the layer's policy: retried
+  auto layered = send(c, "GET", url("/flaky?fail=1&key=" + testing::unique_key()));  // the layer's policy: retried
   ASSERT_TRUE(layered);
   EXPECT_EQ(layered->status, 200);
   EXPECT_EQ(layered->attempts.size(), 2u);

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -41,6 +42,13 @@ inline std::uint16_t free_port() {
 template <typename T>
 T run_sync(net::Runtime& runtime, boost::asio::awaitable<T> task) {
   return boost::asio::co_spawn(runtime.context(0), std::move(task), boost::asio::use_future).get();
+}
+
+// A fresh name for a test's own counter, key or host (the target's /flaky and /idempotent
+// count per key, for the life of the server).
+inline std::string unique_key() {
+  static std::mt19937_64 random{std::random_device{}()};
+  return std::to_string(random());
 }
 
 inline std::string read_file(const std::filesystem::path& path) {

@@ -271,6 +271,7 @@ TEST(Tracing, AnOtlpBaseUrlGetsTheTracesPathAndAFullUrlIsKept) {
   EXPECT_EQ(otlp_traces_url("http://127.0.0.1:4318"), "http://127.0.0.1:4318/v1/traces");
   EXPECT_EQ(otlp_traces_url("http://127.0.0.1:4318/"), "http://127.0.0.1:4318/v1/traces");
   EXPECT_EQ(otlp_traces_url("https://collector.example/otlp/v1/traces"), "https://collector.example/otlp/v1/traces");
+  EXPECT_EQ(otlp_traces_url("http://127.0.0.1:4318?tenant=a"), "http://127.0.0.1:4318?tenant=a");  // not a base URL
 }
 
 }  // namespace
