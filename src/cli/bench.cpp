@@ -137,11 +137,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--sweep", b.sweep, "repeat at each value: c=1,10,50 or rate=100,500");
   cmd->add_option("--engine", o->engine, "lean (the tuned loop) or client (errand's http::Client: pool, TLS, decoding)")
       ->capture_default_str();
-  cmd->add_flag("-k,--insecure", b.insecure, "https: do not verify the server's certificate (client engine)");
-  cmd->add_option("--cacert", b.ca_file, "https: extra CA certificates (PEM) to trust (client engine)");
+  cmd->add_flag("-k,--insecure", b.insecure, "https: do not verify the server's certificate");
+  cmd->add_option("--cacert", b.ca_file, "https: extra CA certificates (PEM) to trust");
   cmd->add_flag("--retry", b.retry, "client engine: retry by error kind (errand get --retry's tiers and budget)");
   cmd->add_flag("--breaker", b.breaker, "client engine: a circuit breaker per origin (default settings)");
-  cmd->add_flag("--tls-resume", b.tls_resume, "https: resume TLS sessions on new connections (client engine)");
+  cmd->add_flag("--tls-resume", b.tls_resume, "https: resume TLS sessions on new connections");
   cmd->add_option("--backend", o->backend, "I/O: auto (io_uring, else epoll), io_uring, epoll")->capture_default_str();
   cmd->add_option("--fail-if", o->fail_if, "exit 1 when a condition holds: 'p99>200ms', 'errors>0.1%', 'rps<5000'");
   cmd->add_flag("--json", o->json, "print one JSON object (docs/bench.md)");

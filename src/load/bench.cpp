@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <charconv>
 #include <cstring>
@@ -65,6 +66,10 @@ Result<std::vector<double>> parse_list(std::string_view text, std::string_view k
     auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
     if (ec != std::errc() || end != item.data() + item.size() || v <= 0)
       return fail(Error::config("--sweep " + std::string(key) + ": \"" + std::string(item) + "\" is not a positive number"));
+    // Connections, like -c, are a whole number of at least 1 (0.5 would become 0: a run
+    // that never ends).
+    if (key == "c" && (v != std::floor(v) || v > 1'000'000))
+      return fail(Error::config("--sweep c: \"" + std::string(item) + "\" is not a whole number of connections"));
     values.push_back(v);
     if (comma == std::string_view::npos) break;
     text.remove_prefix(comma + 1);

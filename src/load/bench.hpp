@@ -33,7 +33,7 @@ struct BenchOptions {
   bool stream = false;      // --stream
   enum class Engine { lean, client };
   Engine engine = Engine::lean;  // --engine: the lean loop, or the errand http::Client
-  // https (client engine): verification is on unless insecure; sessions are resumed only with
+  // https (both engines): verification is on unless insecure; sessions are resumed only with
   // tls_resume, so --close measures full handshakes by default.
   bool insecure = false;
   std::string ca_file;
@@ -79,8 +79,8 @@ Result<http::Request> build_request(const BenchOptions& options);
 Result<RunPoint> run_client_point(const BenchOptions& options, const http::Request& request, unsigned connections,
                                   double rate, const Progress& progress);
 
-// Errors: config (bad URL, header, sweep, file; https with the lean engine; too many
-// connections for the descriptor limit), dns. Failures of requests are in the result.
+// Errors: config (bad URL, header, sweep, file; too many connections for the descriptor
+// limit), dns. Failures of requests are in the result.
 Result<BenchResult> run_bench(const BenchOptions& options, const Progress& progress = {});
 
 // Raises RLIMIT_NOFILE's soft limit to fit `descriptors`; config error explaining the hard

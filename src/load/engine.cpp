@@ -605,9 +605,8 @@ class Engine {
     tally_.errors[static_cast<std::size_t>(kind)] += lost;
     if (kind == ErrorKind::timeout) tally_.timeouts_by_phase[static_cast<std::size_t>(phase)] += lost;
     if (tally_.first_error.empty()) {
-      tally_.first_error = std::string(to_string(kind));
-      if (kind == ErrorKind::timeout) tally_.first_error += std::string(" (") + std::string(to_string(phase)) + ")";
-      tally_.first_error += std::string(": ") + (what ? what : "") + " (" + plan_.endpoint.text + ")";
+      Error first(kind, what ? what : "", {}, kind == ErrorKind::timeout ? phase : Phase::none);
+      tally_.first_error = first.describe() + " (" + plan_.endpoint.text + ")";
     }
     if (plan_.rate > 0) c.due_at += static_cast<std::uint64_t>(interval_ns_) * std::max(1u, c.batch);
   }

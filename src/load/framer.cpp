@@ -1,5 +1,7 @@
 #include "load/framer.hpp"
 
+#include <errand/http/headers.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -23,14 +25,6 @@ constexpr ByteClasses classes;
 bool is_token_char(unsigned char c) noexcept { return classes.token[c]; }
 
 char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(const char* a, std::size_t n, const char* lowercase) noexcept {
-  std::size_t m = std::strlen(lowercase);
-  if (n != m) return false;
-  for (std::size_t i = 0; i < n; ++i)
-    if (lower(a[i]) != lowercase[i]) return false;
-  return true;
-}
 
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
@@ -110,7 +104,7 @@ bool ResponseFramer::end_of_field() noexcept {
         std::size_t rest = name;
         while (rest < n && (t[rest] == ' ' || t[rest] == '\t')) ++rest;
         if (name == 0 || (rest < n && t[rest] != ';')) valid = false;
-        last_is_chunked = iequals(t, name, "chunked");
+        last_is_chunked = http::iequals(std::string_view(t, name), "chunked");
       });
       if (!valid) {
         fail("invalid Transfer-Encoding");
@@ -123,13 +117,13 @@ bool ResponseFramer::end_of_field() noexcept {
     case Field::content_type: {
       std::size_t n = 0;
       while (n < value_len_ && value_[n] != ';' && value_[n] != ' ' && value_[n] != '\t') ++n;
-      event_stream_ = iequals(value_, n, "text/event-stream");
+      event_stream_ = http::iequals(std::string_view(value_, n), "text/event-stream");
       return true;
     }
     case Field::connection:
       for_each_list_element(value_, value_len_, [&](const char* t, std::size_t n) {
-        if (iequals(t, n, "close")) connection_close_ = true;
-        if (iequals(t, n, "keep-alive")) connection_keep_alive_ = true;
+        if (http::iequals(std::string_view(t, n), "close")) connection_close_ = true;
+        if (http::iequals(std::string_view(t, n), "keep-alive")) connection_keep_alive_ = true;
       });
       return true;
   }
@@ -314,10 +308,10 @@ ResponseFramer::Status ResponseFramer::feed(const char* data, std::size_t len, s
               if (name_len_ == 0) return finish(fail("empty header field name"));
               field_ = Field::other;
               if (name_len_ <= sizeof(name_)) {
-                if (iequals(name_, name_len_, "content-length")) field_ = Field::content_length;
-                else if (iequals(name_, name_len_, "transfer-encoding")) field_ = Field::transfer_encoding;
-                else if (iequals(name_, name_len_, "connection")) field_ = Field::connection;
-                else if (iequals(name_, name_len_, "content-type")) field_ = Field::content_type;
+                if (http::iequals(std::string_view(name_, name_len_), "content-length")) field_ = Field::content_length;
+                else if (http::iequals(std::string_view(name_, name_len_), "transfer-encoding")) field_ = Field::transfer_encoding;
+                else if (http::iequals(std::string_view(name_, name_len_), "connection")) field_ = Field::connection;
+                else if (http::iequals(std::string_view(name_, name_len_), "content-type")) field_ = Field::content_type;
               }
               value_len_ = 0;
               state_ = State::field_value;

@@ -81,7 +81,7 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   errors["http_status"] = http_failures(t);
   j["errors"] = errors;
   nlohmann::ordered_json timeouts = nlohmann::ordered_json::object();
-  for (Phase phase : {Phase::connect, Phase::first_byte, Phase::read})
+  for (Phase phase : {Phase::connect, Phase::tls, Phase::first_byte, Phase::read})
     timeouts[std::string(to_string(phase))] = t.timeouts_by_phase[static_cast<std::size_t>(phase)];
   j["timeouts_by_phase"] = timeouts;
   j["errors_total"] = all_errors(t);

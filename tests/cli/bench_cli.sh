@@ -31,6 +31,8 @@ check "fail-if: 503s count as errors" '[ $rc -eq 1 ] && grep -q "errors is 100.0
 
 "$bin" bench "$T/ok" -n 5 --fail-if 'p99~3' >/dev/null 2>"$err"; rc=$?
 check "bad --fail-if: exit 2 with the reason" '[ $rc -eq 2 ] && grep -q "fail-if" "$err"'
+timeout 20 "$bin" bench "$T/ok" -n 5 --sweep c=1,0.5 >/dev/null 2>"$err"; rc=$?
+check "--sweep c= with a fraction: exit 2, not a run that never ends" '[ $rc -eq 2 ] && grep -q "whole number" "$err"'
 "$bin" bench "http://[::1/" -n 5 >/dev/null 2>"$err"; rc=$?
 check "bad URL: exit 2" '[ $rc -eq 2 ]'
 "$bin" bench "$T/ok" -n 5 -H 'no colon' >/dev/null 2>"$err"; rc=$?
