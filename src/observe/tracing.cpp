@@ -10,7 +10,6 @@
 #include <map>
 #include <type_traits>
 
-#include <nlohmann/json.hpp>
 
 #include "observe/json_writer.hpp"
 
@@ -20,7 +19,6 @@ namespace errand::observe {
 
 using namespace std::string_view_literals;
 
-using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -36,28 +34,6 @@ double millis(SystemTime from, SystemTime to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// The protobuf JSON mapping writes non-finite doubles as strings.
-json otlp_double(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
-  return v;
-}
-
-json plain_value(const AttributeValue& value) {
-  return std::visit(
-      [](const auto& v) -> json {
-        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, double>) return otlp_double(v);
-        else return v;
-      },
-      value);
-}
-
-json plain_attributes(const Attributes& attributes) {
-  json map = json::object();
-  for (const auto& [key, value] : attributes) map[key] = plain_value(value);
-  return map;
-}
-
 std::string_view kind_name(SpanKind kind) { return kind == SpanKind::client ? "client" : "internal"; }
 std::string_view status_name(SpanStatus status) {
   switch (status) {
@@ -67,16 +43,19 @@ std::string_view status_name(SpanStatus status) {
   }
 }
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 std::string value_text(const AttributeValue& value) {
   return std::visit(
       [](const auto& v) -> std::string {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::string>) return v;
         else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
-        else if constexpr (std::is_same_v<T, double>) return dump(json(otlp_double(v)));
-        else return std::to_string(v);
+        else if constexpr (std::is_same_v<T, double>) {
+          std::string text;
+          json_text::number(text, v);
+          return text;
+        } else {
+          return std::to_string(v);
+        }
       },
       value);
 }
@@ -289,26 +268,82 @@ std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view se
   return out;
 }
 
+namespace {
+
+// Attributes as one flat JSON object, for jq.
+void plain_attributes_text(std::string& out, const Attributes& attributes) {
+  out += '{';
+  bool first = true;
+  for (const auto& [key, value] : attributes) {
+    if (!first) out += ',';
+    first = false;
+    json_text::string(out, key);
+    out += ':';
+    std::visit(
+        [&out](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string>) json_text::string(out, v);
+          else if constexpr (std::is_same_v<T, std::int64_t>) json_text::integer(out, v);
+          else if constexpr (std::is_same_v<T, double>) json_text::number(out, v);
+          else json_text::boolean(out, v);
+        },
+        value);
+  }
+  out += '}';
+}
+
+}  // namespace
+
 std::string encode_json_line(const Span& s, std::string_view service_name) {
-  json j{{"trace_id", to_hex(s.context.trace_id)}, {"span_id", to_hex(s.context.span_id)}};
-  j["parent_span_id"] = s.parent_span_id ? json(to_hex(*s.parent_span_id)) : json(nullptr);
-  j["name"] = s.name;
-  j["kind"] = kind_name(s.kind);
-  j["start_unix_nano"] = std::chrono::duration_cast<std::chrono::nanoseconds>(s.start.time_since_epoch()).count();
-  j["end_unix_nano"] = std::chrono::duration_cast<std::chrono::nanoseconds>(s.end.time_since_epoch()).count();
-  j["duration_ms"] = std::round(millis(s.start, s.end) * 1000) / 1000;
-  j["attributes"] = plain_attributes(s.attributes);
-  json events = json::array();
-  for (const auto& e : s.events)
-    events.push_back(json{{"name", e.name},
-                          {"time_unix_nano", std::chrono::duration_cast<std::chrono::nanoseconds>(e.time.time_since_epoch()).count()},
-                          {"attributes", plain_attributes(e.attributes)}});
-  j["events"] = std::move(events);
-  json status{{"code", status_name(s.status)}};
-  if (!s.status_message.empty()) status["message"] = s.status_message;
-  j["status"] = std::move(status);
-  j["service.name"] = std::string(service_name);
-  return dump(j);
+  std::string out;
+  out.reserve(512);
+  out += "{\"trace_id\":\""sv;
+  json_text::hex(out, s.context.trace_id);
+  out += "\",\"span_id\":\""sv;
+  json_text::hex(out, s.context.span_id);
+  out += "\",\"parent_span_id\":"sv;
+  if (s.parent_span_id) {
+    out += '"';
+    json_text::hex(out, *s.parent_span_id);
+    out += '"';
+  } else {
+    out += "null"sv;
+  }
+  out += ",\"name\":"sv;
+  json_text::string(out, s.name);
+  out += ",\"kind\":"sv;
+  json_text::string(out, kind_name(s.kind));
+  out += ",\"start_unix_nano\":"sv;
+  json_text::integer(out, nanos_since_epoch(s.start));
+  out += ",\"end_unix_nano\":"sv;
+  json_text::integer(out, nanos_since_epoch(s.end));
+  out += ",\"duration_ms\":"sv;
+  json_text::number(out, std::round(millis(s.start, s.end) * 1000) / 1000);
+  out += ",\"attributes\":"sv;
+  plain_attributes_text(out, s.attributes);
+  out += ",\"events\":["sv;
+  bool first = true;
+  for (const auto& e : s.events) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"name\":"sv;
+    json_text::string(out, e.name);
+    out += ",\"time_unix_nano\":"sv;
+    json_text::integer(out, nanos_since_epoch(e.time));
+    out += ",\"attributes\":"sv;
+    plain_attributes_text(out, e.attributes);
+    out += '}';
+  }
+  out += "],\"status\":{\"code\":"sv;
+  json_text::string(out, status_name(s.status));
+  if (!s.status_message.empty()) {
+    out += ",\"message\":"sv;
+    json_text::string(out, s.status_message);
+  }
+  out += "},\"service.name\":"sv;
+  json_text::string(out, service_name);
+  out += '}';
+  return out;
 }
 
 std::string format_span_tree(const std::vector<Span>& spans) {
