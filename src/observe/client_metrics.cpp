@@ -6,6 +6,7 @@
 #include <chrono>
 #include <mutex>
 #include <string_view>
+#include <utility>
 
 #include <boost/asio/this_coro.hpp>
 
@@ -46,6 +47,16 @@ Counter& cached(std::atomic<Counter*>& slot, Family<Counter>& family, std::initi
   return *counter;
 }
 
+// The phases of Timings the histograms show, by label.
+constexpr std::array<std::pair<std::string_view, http::Duration http::Timings::*>, 6> phase_fields{{
+    {"dns", &http::Timings::dns},
+    {"connect", &http::Timings::connect},
+    {"tls", &http::Timings::tls},
+    {"send", &http::Timings::send},
+    {"wait", &http::Timings::wait},
+    {"receive", &http::Timings::receive},
+}};
+
 class MetricsLayer final : public http::Middleware {
  public:
   explicit MetricsLayer(std::shared_ptr<Registry> registry)
@@ -67,12 +78,7 @@ class MetricsLayer final : public http::Middleware {
                                         "Time of each phase of the last try of HTTP requests that got a response.",
                                         {"phase"}, latency_buckets());
     // Fixed label values: looked up once here, not per request.
-    dns_ = &phases.with({"dns"});
-    connect_ = &phases.with({"connect"});
-    tls_ = &phases.with({"tls"});
-    send_ = &phases.with({"send"});
-    wait_ = &phases.with({"wait"});
-    receive_ = &phases.with({"receive"});
+    for (std::size_t i = 0; i < phase_fields.size(); ++i) phases_[i] = &phases.with({phase_fields[i].first});
   }
 
   asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
@@ -92,13 +98,10 @@ class MetricsLayer final : public http::Middleware {
       std::size_t status = status_index(outcome->status);
       cached(by_status_[method * status_labels.size() + status], requests_, {method_label, status_labels[status], ""}).inc();
       if (outcome->fallback) fallbacks_.with({outcome->fallback->source}).inc();
-      const auto& t = outcome->timings;
-      observe_phase(*dns_, t.dns);
-      observe_phase(*connect_, t.connect);
-      observe_phase(*tls_, t.tls);
-      observe_phase(*send_, t.send);
-      observe_phase(*wait_, t.wait);
-      observe_phase(*receive_, t.receive);
+      for (std::size_t i = 0; i < phase_fields.size(); ++i) {
+        http::Duration took = outcome->timings.*phase_fields[i].second;
+        if (took > http::Duration::zero()) phases_[i]->observe(Seconds(took).count());  // only phases that happened
+      }
     } else {
       auto kind = static_cast<std::size_t>(outcome.error().kind());
       std::string_view kind_label = to_string(outcome.error().kind());
@@ -110,22 +113,13 @@ class MetricsLayer final : public http::Middleware {
     duration_.observe(seconds);
   }
 
-  static void observe_phase(Histogram& h, http::Duration d) {
-    if (d > http::Duration::zero()) h.observe(Seconds(d).count());
-  }
-
   std::shared_ptr<Registry> registry_;
   Family<Counter>& requests_;
   Family<Counter>& attempts_;
   Family<Counter>& retries_;
   Family<Counter>& fallbacks_;
   Histogram& duration_;
-  Histogram* dns_ = nullptr;
-  Histogram* connect_ = nullptr;
-  Histogram* tls_ = nullptr;
-  Histogram* send_ = nullptr;
-  Histogram* wait_ = nullptr;
-  Histogram* receive_ = nullptr;
+  std::array<Histogram*, phase_fields.size()> phases_{};
   std::array<std::atomic<Counter*>, method_labels.size() * status_labels.size()> by_status_{};
   std::array<std::atomic<Counter*>, method_labels.size() * max_error_kinds> by_error_{};
   std::array<std::atomic<Counter*>, method_labels.size()> attempts_by_method_{};
@@ -174,12 +168,7 @@ struct ClientWatch::State {
     }
     open->add(static_cast<double>(now.open_now) - static_cast<double>(last.open_now));
     idle->add(static_cast<double>(now.idle_now) - static_cast<double>(last.idle_now));
-    if (client) {
-      last = now;
-    } else {
-      last.open_now = 0;
-      last.idle_now = 0;
-    }
+    last = now;  // detached: all zero, so the gauges have given back what this Client added
   }
 };
 
