@@ -78,19 +78,12 @@ void append_number(std::string& out, std::uint64_t v) {
   out.append(buf, r.ptr);
 }
 
-void append_escaped_help(std::string& out, std::string_view text) {
+// HELP text escapes backslash and newline; a label value (`quoted`) also the double quote.
+void append_escaped(std::string& out, std::string_view text, bool quoted) {
   for (char c : text) {
     if (c == '\\') out += "\\\\";
     else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-}
-
-void append_escaped_value(std::string& out, std::string_view text) {
-  for (char c : text) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '"') out += "\\\"";
+    else if (c == '"' && quoted) out += "\\\"";
     else out += c;
   }
 }
@@ -102,13 +95,14 @@ void append_labels(std::string& out, const std::vector<std::string>& names, cons
     out += i == 0 ? '{' : ',';
     out += names[i];
     out += "=\"";
-    append_escaped_value(out, values[i]);
+    append_escaped(out, values[i], true);
     out += '"';
   }
 }
 
+template <class Value>  // double, or an exact count
 void append_sample(std::string& out, std::string_view name, std::string_view suffix,
-                   const std::vector<std::string>& names, const std::vector<std::string>& values, double v) {
+                   const std::vector<std::string>& names, const std::vector<std::string>& values, Value v) {
   out += name;
   out += suffix;
   append_labels(out, names, values);
@@ -195,13 +189,7 @@ void Family<Metric>::write_samples(std::string& out) const {
         out += '\n';
       }
       append_sample(out, name(), "_sum", label_names(), values, metric->sum());
-      out += name();
-      out += "_count";
-      append_labels(out, label_names(), values);
-      if (!label_names().empty()) out += '}';
-      out += ' ';
-      append_number(out, counts.back());
-      out += '\n';
+      append_sample(out, name(), "_count", label_names(), values, counts.back());
     } else {
       append_sample(out, name(), "", label_names(), values, metric->value());
     }
@@ -279,7 +267,7 @@ std::string Registry::prometheus_text() {
     out += "# HELP ";
     out += name;
     out += ' ';
-    append_escaped_help(out, family->help());
+    append_escaped(out, family->help(), false);
     out += "\n# TYPE ";
     out += name;
     out += ' ';
