@@ -74,6 +74,7 @@ class ResponseFramer {
   bool keep_alive_ = true;
   bool http10_ = false;
   bool chunked_ = false;
+  bool chunked_seen_ = false;  // in any Transfer-Encoding field so far
   bool has_length_ = false;
   bool saw_transfer_encoding_ = false;
   bool connection_close_ = false;

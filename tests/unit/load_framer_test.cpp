@@ -51,7 +51,7 @@ TEST(LoadFramer, ContentLengthResponseAtEverySplit) {
 
 TEST(LoadFramer, ChunkedBodyWithExtensionsAndTrailersAtEverySplit) {
   std::string wire =
-      "HTTP/1.1 201 Created\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+      "HTTP/1.1 201 Created\r\nTransfer-Encoding: gzip ; level=9 ;q=\"a\\\"b\", chunked\r\n\r\n"
       "5;name=value\r\nhello\r\n"
       "10\r\n0123456789abcdef\r\n"
       "0\r\nTrailer: x\r\n\r\n";
@@ -116,6 +116,10 @@ TEST(LoadFramer, MalformedInputIsAnErrorWithAReason) {
            "HTTP/1.1 200 OK\r\nX: a\x01z\r\n\r\n",
            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xb7\r\n\r\n",
            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chun ked\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip;level, chunked\r\n\r\n0\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip;q=\"x, chunked\r\n\r\n0\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
        }) {
     auto r = frame(wire);
     EXPECT_EQ(r.status, S::error) << wire;
