@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -112,9 +113,37 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       shards.push_back(std::make_unique<Shard>(runtime->context(i), options));
       shards.back()->pool.on_drop([this](const std::string& origin) { free_slot(origin); });
     }
+    find_stage_rows();
   }
 
   ClientOptions options;
+  // Per layer of options.middleware: the Stage it is (null for a coroutine layer) and, for a
+  // Stage, the end of the row of Stages from it that one coroutine runs. state_before[i]: the
+  // Stages' state bytes before layer i, so that a Stage's state lies in its row's frame at
+  // state_before[i] - state_before[row's first]. A row's states fit row_state_bytes.
+  static constexpr std::size_t row_state_bytes = Stage::max_state;
+  std::vector<Stage*> stages;
+  std::vector<std::size_t> row_end;
+  std::vector<std::size_t> state_before;
+
+  void find_stage_rows() {
+    const auto& layers = options.middleware;
+    const std::size_t n = layers.size();
+    stages.assign(n, nullptr);
+    row_end.assign(n, 0);
+    state_before.assign(n + 1, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      stages[i] = dynamic_cast<Stage*>(layers[i].get());
+      if (stages[i] && stages[i]->state_size() > row_state_bytes)
+        throw std::invalid_argument("a Stage's state must be at most Stage::max_state bytes");
+      state_before[i + 1] = state_before[i] + (stages[i] ? stages[i]->state_size() : 0);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t end = i;
+      while (end < n && stages[end] && state_before[end + 1] - state_before[i] <= row_state_bytes) ++end;
+      row_end[i] = end;
+    }
+  }
   ConnectionSlots slots;
   net::Runtime* runtime = nullptr;
   std::vector<std::unique_ptr<Shard>> shards;
@@ -458,6 +487,14 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   template <class RequestHolder>
   asio::awaitable<Result<Response>> send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive);
   asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
+  // Runs the Stages row[0, count) around `inner` (the rest of the chain) in this one frame.
+  // RequestHolder as for send_body: Request at the chain's entry, Request& further in.
+  // `keep_alive` as for open(), at the entry.
+  // `state_before` as the member of that name, from the row's first Stage.
+  template <class RequestHolder>
+  asio::awaitable<Result<Response>> run_row(RequestHolder request, Stage* const* row, const std::size_t* state_before,
+                                            std::size_t count, Next inner, Client& client,
+                                            std::shared_ptr<Impl> keep_alive = nullptr);
   // Sends `request` (owned by the caller's frame, which outlives the call), following
   // redirects, and fills `head` in place; returns where the body is to be read from.
   // `owned`: the same request when the caller gives it up (its URL becomes the final one).
@@ -843,6 +880,104 @@ asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request,
   co_return std::move(head);
 }
 
+template <class RequestHolder>
+asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, Stage* const* row,
+                                                        const std::size_t* state_before, std::size_t count, Next inner,
+                                                        Client& client, std::shared_ptr<Impl> keep_alive) {
+  constexpr bool outermost = std::is_same_v<RequestHolder, Request>;
+  InFlight counted(outermost ? this : nullptr);
+  if (outermost && closing.load()) co_return fail(shut_down_error());
+  co_await asio::this_coro::throw_if_cancelled(false);  // a cancellation comes back as an outcome every stage sees
+
+  // Left uninitialised: each begin() constructs its own state.
+  alignas(Stage::state_alignment) std::byte states[row_state_bytes];
+  auto state = [&](std::size_t i) -> void* { return states + (state_before[i] - state_before[0]); };
+  // The stages whose begin() ran, innermost last: their states are destroyed in reverse, on
+  // every path out of this frame.
+  struct Begun {
+    Stage* const* row;
+    decltype(state)& state_of;
+    std::size_t count = 0;
+    void pop() noexcept {
+      --count;
+      row[count]->destroy(state_of(count));
+    }
+    ~Begun() {
+      while (count > 0) pop();
+    }
+  } begun{row, state};
+
+  Result<Response> outcome;
+  std::size_t first = 0;  // the stage to begin next: 0, or the one after a stage that repeats
+  for (;;) {
+    bool answered = false;
+    for (std::size_t i = first; i < count; ++i) {
+      Stage::Begin how = row[i]->begin(request, state(i), outcome, client);
+      begun.count = i + 1;
+      if (how == Stage::Begin::proceed) continue;
+      if (how == Stage::Begin::suspend)
+        outcome = co_await row[i]->suspended(request, state(i), inner.outward(count - 1 - i), client);
+      begun.pop();
+      answered = true;
+      break;
+    }
+    if (answered) {
+    } else if (inner.index_ < options.middleware.size()) {
+      outcome = co_await inner(request);
+    } else if (cut.load(std::memory_order_relaxed)) {  // a stage trying again after the cut-off
+      outcome = fail(cut_off_error());
+    } else {
+      // The transport, as send_body does it, here: into the outcome, with no frame or
+      // Response move of its own.
+      if (!outcome) outcome.emplace();  // else a fresh Response: it is reset before a repeat
+      Response& head = *outcome;
+      std::shared_ptr<Impl> hold = keep_alive;  // named: no ?: in a co_await expression with GCC 12
+      if (!hold) hold = shared_from_this();
+      auto source = co_await open_ref(request, head, std::move(hold), nullptr);
+      Result<void> all;  // assigned below either way (no co_await in ?: with GCC 12)
+      if (source) {
+        reserve_declared_body(**source, head, options.max_body_bytes);
+        if (auto now = (*source)->read_all_now(head, options.max_body_bytes)) all = std::move(*now);
+        else all = co_await (*source)->read_all(head, options.max_body_bytes);
+      } else {
+        all = fail(std::move(source.error()));
+      }
+      if (!all) outcome = fail(std::move(all.error()));
+    }
+
+    bool repeat = false;
+    auto cancellation = co_await asio::this_coro::cancellation_state;  // not in an expression: GCC 12
+    bool cancelled = cancellation.cancelled() != asio::cancellation_type::none;
+    while (begun.count > 0 && !repeat) {
+      std::size_t i = begun.count - 1;
+      auto pause = row[i]->end(request, state(i), outcome, client, Stage::EndContext{cancelled, false});
+      if (pause && !cancelled) {  // a stage that asks to repeat a cancelled request is not heard
+        auto slept = co_await client.pause(*pause);
+        if (slept) {
+          outcome = Result<Response>();  // the next attempt starts from a fresh Response
+          row[i]->again(request, state(i));
+          first = i + 1;
+          repeat = true;
+          continue;
+        }
+        cancelled = true;
+        outcome = fail(std::move(slept.error()));
+        row[i]->end(request, state(i), outcome, client, Stage::EndContext{true, true});
+      }
+      begun.pop();
+    }
+    if (!repeat) break;
+  }
+  co_return std::move(outcome);
+}
+
+asio::awaitable<Result<Response>> Stage::send(Request& request, Next next, Client& client) {
+  Stage* self = this;  // the row of one, alive in this frame while it runs
+  const std::size_t state_before[2] = {0, state_size()};
+  co_return co_await static_cast<Client::Impl*>(next.impl_)->run_row<Request&>(request, &self, state_before, 1, next,
+                                                                               client);
+}
+
 // The chain's entry: owns the logical request and counts it in flight.
 asio::awaitable<Result<Response>> Client::Impl::send_layered(Request request, std::shared_ptr<Impl> keep_alive,
                                                              Client& client) {
@@ -856,12 +991,27 @@ asio::awaitable<Result<Response>> Client::Impl::send_layered(Request request, st
 asio::awaitable<Result<Response>> Next::operator()(Request& request) const {
   auto* impl = static_cast<Client::Impl*>(impl_);
   const auto& layers = impl->options.middleware;
-  if (index_ < layers.size()) return layers[index_]->send(request, Next(impl_, index_ + 1, client_), *client_);
+  if (index_ < layers.size()) {
+    if (Stage* const* row = &impl->stages[index_]; *row) {
+      std::size_t end = impl->row_end[index_];
+      return impl->run_row<Request&>(request, row, &impl->state_before[index_], end - index_, Next(impl_, end, client_),
+                                     *client_);
+    }
+    return layers[index_]->send(request, Next(impl_, index_ + 1, client_), *client_);
+  }
   return impl->send_ref(request, impl->shared_from_this());
 }
 
 asio::awaitable<Result<Response>> Client::send(Request request) {
   bool layered = !impl_->options.middleware.empty();
+  if (layered && impl_->stages[0]) {  // the chain opens with a row of Stages: it is the entry
+    std::size_t end = impl_->row_end[0];
+    auto entry = impl_->run_row<Request>(std::move(request), impl_->stages.data(), impl_->state_before.data(), end,
+                                         Next(impl_.get(), end, this), *this, impl_);
+    if (impl_->runtime->current_worker()) return entry;
+    auto& context = impl_->runtime->context(impl_->runtime->next_worker());
+    return asio::co_spawn(context, std::move(entry), asio::use_awaitable);
+  }
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
     if (layered) return asio::co_spawn(context, impl_->send_layered(std::move(request), impl_, *this), asio::use_awaitable);

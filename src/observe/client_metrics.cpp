@@ -8,8 +8,6 @@
 #include <string_view>
 #include <utility>
 
-#include <boost/asio/this_coro.hpp>
-
 #include <errand/http/client.hpp>
 
 #include "observe/attempts.hpp"
@@ -17,7 +15,6 @@
 namespace errand::observe {
 namespace {
 
-namespace asio = boost::asio;
 using Seconds = std::chrono::duration<double>;
 
 constexpr std::array<std::string_view, 10> method_labels{"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
@@ -57,7 +54,12 @@ constexpr std::array<std::pair<std::string_view, http::Duration http::Timings::*
     {"receive", &http::Timings::receive},
 }};
 
-class MetricsLayer final : public http::Middleware {
+struct MetricsState {
+  std::size_t method = 0;
+  std::chrono::steady_clock::time_point started;
+};
+
+class MetricsLayer final : public http::StageWith<MetricsState> {
  public:
   explicit MetricsLayer(std::shared_ptr<Registry> registry)
       : registry_(std::move(registry)),
@@ -81,13 +83,17 @@ class MetricsLayer final : public http::Middleware {
     for (std::size_t i = 0; i < phase_fields.size(); ++i) phases_[i] = &phases.with({phase_fields[i].first});
   }
 
-  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
-    co_await asio::this_coro::throw_if_cancelled(false);  // a cancellation is counted as an outcome
-    std::size_t method = method_index(request.method);
-    auto started = std::chrono::steady_clock::now();
-    Result<http::Response> outcome = co_await next(request);
-    record(method, outcome, Seconds(std::chrono::steady_clock::now() - started).count());
-    co_return outcome;
+  Begin before(http::Request& request, MetricsState& state, Result<http::Response>&, http::Client&) override {
+    state.method = method_index(request.method);
+    state.started = std::chrono::steady_clock::now();
+    return Begin::proceed;
+  }
+
+  // A cancellation is counted as an outcome like any other.
+  std::optional<http::Duration> after(http::Request&, MetricsState& state, Result<http::Response>& outcome,
+                                      http::Client&, EndContext) override {
+    record(state.method, outcome, Seconds(std::chrono::steady_clock::now() - state.started).count());
+    return std::nullopt;
   }
 
  private:

@@ -38,9 +38,42 @@ bool all_zero(const std::array<std::uint8_t, N>& bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
 }
 
+// xoshiro256** (Blackman and Vigna): ids must be unpredictable enough to be unique, not secret,
+// and every traced request draws three words; a Mersenne Twister costs several times as much.
+// Seeded per thread from the system's entropy through splitmix64.
+class IdRandom {
+ public:
+  IdRandom() {
+    std::random_device entropy;
+    std::uint64_t seed = (std::uint64_t{entropy()} << 32) ^ entropy();
+    for (auto& word : state_) {
+      seed += 0x9e3779b97f4a7c15ull;
+      std::uint64_t z = seed;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      word = z ^ (z >> 31);
+    }
+  }
+  std::uint64_t operator()() noexcept {
+    std::uint64_t result = rotl(state_[1] * 5, 7) * 9;
+    std::uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = rotl(state_[3], 45);
+    return result;
+  }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+  std::array<std::uint64_t, 4> state_{};
+};
+
 template <std::size_t N>
 std::array<std::uint8_t, N> random_nonzero() {
-  thread_local std::mt19937_64 random{std::random_device{}()};
+  thread_local IdRandom random;
   std::array<std::uint8_t, N> out{};
   do {
     for (std::size_t i = 0; i < N; i += 8) {

@@ -5,15 +5,11 @@
 
 #include <algorithm>
 
-#include <boost/asio/this_coro.hpp>
-
 #include <errand/http/client.hpp>
 
 #include "observe/attempts.hpp"
 
 namespace errand::observe {
-
-namespace asio = boost::asio;
 
 namespace {
 
@@ -109,38 +105,56 @@ class RequestTrace final : public http::RequestEvents {
   int attempts_ = 0;
 };
 
-class OuterLayer final : public http::Middleware {
+// Marks a request whose trace the outer layer chose not to record, so that the inner layer
+// records nothing either without parsing the traceparent back. Static: no allocation.
+struct Unrecorded {};
+std::shared_ptr<Unrecorded> unrecorded() {
+  static Unrecorded marker;
+  return std::shared_ptr<Unrecorded>(std::shared_ptr<Unrecorded>(), &marker);
+}
+
+struct LogicalSpan {
+  std::shared_ptr<RequestTrace> trace;  // none when nothing is recorded
+};
+
+class OuterLayer final : public http::StageWith<LogicalSpan> {
  public:
   explicit OuterLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
-    co_await asio::this_coro::throw_if_cancelled(false);  // a cancelled request still ends its span
+  Begin before(http::Request& request, LogicalSpan& state, Result<http::Response>&, http::Client&) override {
     auto parent = incoming_parent(request);
     if (!tracer_->enabled()) {
       // Nothing is recorded, so no span id is made up: the caller's context goes on as it is
       // (as OpenTelemetry's no-op tracer does), and a request without one starts a trace.
       if (!parent) inject(request, SpanContext::new_root());
-      co_return co_await next(request);
+      request.extensions.insert(unrecorded());
+      return Begin::proceed;
     }
     Span started = tracer_->start_span(request.method, SpanKind::internal, parent ? &*parent : nullptr);
     if (!started.context.sampled) {
       // Not recorded: the context goes on (flag 00) and no span is built.
       inject(request, started.context);
-      co_return co_await next(request);
+      request.extensions.insert(unrecorded());
+      return Begin::proceed;
     }
-    auto trace = std::make_shared<RequestTrace>(std::move(started));
-    Span& span = trace->span();
+    state.trace = std::make_shared<RequestTrace>(std::move(started));
+    Span& span = state.trace->span();
     request_attributes(span, request);
     inject(request, span.context);
-    request.extensions.insert(trace);
-    request.extensions.insert<http::RequestEvents>(trace);
+    request.extensions.insert(state.trace);
+    request.extensions.insert<http::RequestEvents>(state.trace);
+    return Begin::proceed;
+  }
 
-    Result<http::Response> outcome = co_await next(request);
-
+  // A cancelled request still ends its span.
+  std::optional<http::Duration> after(http::Request&, LogicalSpan& state, Result<http::Response>& outcome,
+                                      http::Client&, EndContext) override {
+    if (!state.trace) return std::nullopt;
+    Span& span = state.trace->span();
     outcome_attributes(span, outcome);
     // Without an inner layer nothing counted the attempts; a retry layer lists them, and a
     // breaker or bulkhead that failed fast sent nothing.
-    int attempts = trace->attempts();
+    int attempts = state.trace->attempts();
     if (attempts == 0) attempts = static_cast<int>(attempts_sent(outcome));
     span.set("errand.attempts", std::int64_t{attempts});
     if (outcome && outcome->fallback) {
@@ -151,44 +165,51 @@ class OuterLayer final : public http::Middleware {
                                     {"fallback.reason", outcome->fallback->reason}});
     }
     tracer_->end_span(span);
-    co_return outcome;
+    return std::nullopt;
   }
 
  private:
   std::shared_ptr<Tracer> tracer_;
 };
 
-class InnerLayer final : public http::Middleware {
+struct AttemptSpan {
+  std::optional<Span> span;  // none when nothing is recorded
+};
+
+class InnerLayer final : public http::StageWith<AttemptSpan> {
  public:
   explicit InnerLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
-    co_await asio::this_coro::throw_if_cancelled(false);
+  Begin before(http::Request& request, AttemptSpan& state, Result<http::Response>&, http::Client&) override {
     auto* trace = request.extensions.get<RequestTrace>();
     std::optional<SpanContext> incoming;  // without an outer layer, the caller's span is the parent
+    if (!trace && request.extensions.get<Unrecorded>()) return Begin::proceed;
     if (!trace) {
       incoming = incoming_parent(request);
       if (!tracer_->enabled()) {
         if (!incoming) inject(request, SpanContext::new_root());
-        co_return co_await next(request);
+        return Begin::proceed;
       }
       // An unsampled trace: the context already on the request goes on; nothing is recorded.
-      if (incoming && !incoming->sampled) co_return co_await next(request);
+      if (incoming && !incoming->sampled) return Begin::proceed;
     }
     int attempt = trace ? trace->next_attempt() : 1;
     const SpanContext* parent = trace ? &trace->span().context : incoming ? &*incoming : nullptr;
-    Span span = tracer_->start_span(request.method, SpanKind::client, parent);
+    Span& span = state.span.emplace(tracer_->start_span(request.method, SpanKind::client, parent));
     request_attributes(span, request);
     span.set("errand.attempt", std::int64_t{attempt});
     if (attempt > 1) span.set("http.request.resend_count", std::int64_t{attempt - 1});
     inject(request, span.context);
+    return Begin::proceed;
+  }
 
-    Result<http::Response> outcome = co_await next(request);
-
-    outcome_attributes(span, outcome);
-    if (outcome) peer_attributes(span, outcome->remote_address);
-    tracer_->end_span(span);
-    co_return outcome;
+  std::optional<http::Duration> after(http::Request&, AttemptSpan& state, Result<http::Response>& outcome,
+                                      http::Client&, EndContext) override {
+    if (!state.span) return std::nullopt;
+    outcome_attributes(*state.span, outcome);
+    if (outcome) peer_attributes(*state.span, outcome->remote_address);
+    tracer_->end_span(*state.span);
+    return std::nullopt;
   }
 
  private:

@@ -1,6 +1,8 @@
 #include <errand/resilience/breaker.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <unordered_map>
 
@@ -114,64 +116,96 @@ std::vector<std::pair<BreakerState, BreakerState>> CircuitBreaker::take_transiti
 
 namespace {
 
-class BreakerLayer final : public http::Middleware {
+struct Origin {
+  explicit Origin(const BreakerOptions& o) : breaker(o) {}
+  CircuitBreaker breaker;
+  std::size_t in_flight = 0;
+};
+
+// One call through the breaker, from admission to its record.
+struct BreakerCall {
+  Origin* slot = nullptr;
+  const std::string* origin = nullptr;  // the map's key: stable
+  Clock::time_point started;
+};
+
+class BreakerLayer final : public http::StageWith<BreakerCall> {
  public:
   BreakerLayer(BreakerOptions options, const Clock& clock) : options_(std::move(options)), clock_(clock) {}
 
-  boost::asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
-    // The origin is built into a per-thread buffer: no allocation once the origin is known.
-    thread_local std::string key;
-    request.url.origin_into(key);
-    Origin* slot = nullptr;
-    const std::string* origin = nullptr;  // the map's key: stable, unlike `key` across co_await
+  Begin before(http::Request& request, BreakerCall& call, Result<http::Response>& outcome, http::Client&) override {
     bool admitted = false;
     bool over_limit = false;
     std::vector<std::pair<BreakerState, BreakerState>> moved;
     {
       std::lock_guard lock(mutex_);
-      auto it = origins_.find(key);
-      if (it == origins_.end()) it = origins_.try_emplace(key, options_).first;
-      slot = &it->second;
-      origin = &it->first;
-      if (options_.max_concurrent > 0 && slot->in_flight >= options_.max_concurrent) {
+      find_origin(request.url, call);
+      if (options_.max_concurrent > 0 && call.slot->in_flight >= options_.max_concurrent) {
         over_limit = true;
       } else {
-        admitted = slot->breaker.admit(clock_.now());
-        if (admitted) ++slot->in_flight;
+        admitted = call.slot->breaker.admit(clock_.now());
+        if (admitted) ++call.slot->in_flight;
       }
-      moved = slot->breaker.take_transitions();
+      moved = call.slot->breaker.take_transitions();
     }
-    report(request.extensions, *origin, moved);
-    if (over_limit)
-      co_return fail(Error(ErrorKind::overloaded, "more than " + std::to_string(options_.max_concurrent) +
-                                                      " requests in flight to " + *origin));
-    if (!admitted) co_return fail(Error(ErrorKind::circuit_open, "the circuit breaker for " + *origin + " is open"));
+    report(request.extensions, *call.origin, moved);
+    if (over_limit) {
+      outcome = fail(Error(ErrorKind::overloaded, "more than " + std::to_string(options_.max_concurrent) +
+                                                      " requests in flight to " + *call.origin));
+      return Begin::answered;
+    }
+    if (!admitted) {
+      outcome = fail(Error(ErrorKind::circuit_open, "the circuit breaker for " + *call.origin + " is open"));
+      return Begin::answered;
+    }
+    call.started = clock_.now();
+    return Begin::proceed;
+  }
 
-    auto started = clock_.now();
-    auto outcome = co_await next(request);
+  std::optional<http::Duration> after(http::Request& request, BreakerCall& call, Result<http::Response>& outcome,
+                                      http::Client&, EndContext) override {
     auto now = clock_.now();
+    std::vector<std::pair<BreakerState, BreakerState>> moved;
     {
       std::lock_guard lock(mutex_);
-      --slot->in_flight;
+      --call.slot->in_flight;
       bool cancelled = !outcome && outcome.error().kind() == ErrorKind::cancelled;
       if (!cancelled) {
-        bool slow = options_.slow_call && now - started > *options_.slow_call;
-        slot->breaker.record(slot->breaker.is_failure(outcome), slow, now);
+        bool slow = options_.slow_call && now - call.started > *options_.slow_call;
+        call.slot->breaker.record(call.slot->breaker.is_failure(outcome), slow, now);
       } else {
-        slot->breaker.release_probe();  // a cancelled probe proves nothing; let another go
+        call.slot->breaker.release_probe();  // a cancelled probe proves nothing; let another go
       }
-      moved = slot->breaker.take_transitions();
+      moved = call.slot->breaker.take_transitions();
     }
-    report(request.extensions, *origin, moved);
-    co_return outcome;
+    report(request.extensions, *call.origin, moved);
+    return std::nullopt;
   }
 
  private:
-  struct Origin {
-    explicit Origin(const BreakerOptions& o) : breaker(o) {}
-    CircuitBreaker breaker;
-    std::size_t in_flight = 0;
+  // The thread's last origin of this layer, so that a run of requests to one origin builds and
+  // hashes no key. Layers are told apart by a serial number: an address could be reused.
+  struct LastOrigin {
+    std::uint64_t layer = 0;
+    std::string scheme, host;
+    std::uint16_t port = 0;
+    Origin* slot = nullptr;
+    const std::string* origin = nullptr;
   };
+
+  // Called under mutex_. Origins are never erased, so a cached entry stays valid.
+  void find_origin(const http::Url& url, BreakerCall& call) {
+    thread_local LastOrigin last;
+    if (last.layer != serial_ || last.port != url.port() || last.host != url.host() || last.scheme != url.scheme()) {
+      thread_local std::string key;  // no allocation once the origin is known
+      url.origin_into(key);
+      auto it = origins_.find(key);
+      if (it == origins_.end()) it = origins_.try_emplace(key, options_).first;
+      last = LastOrigin{serial_, url.scheme(), url.host(), url.port(), &it->second, &it->first};
+    }
+    call.slot = last.slot;
+    call.origin = last.origin;
+  }
 
   void report(const http::Extensions& extensions, const std::string& origin,
               const std::vector<std::pair<BreakerState, BreakerState>>& moved) {
@@ -184,8 +218,14 @@ class BreakerLayer final : public http::Middleware {
     }
   }
 
+  static std::uint64_t next_serial() {
+    static std::atomic<std::uint64_t> serials{0};
+    return ++serials;
+  }
+
   BreakerOptions options_;
   const Clock& clock_;
+  const std::uint64_t serial_ = next_serial();
   std::mutex mutex_;
   std::unordered_map<std::string, Origin> origins_;  // node-based: Origin addresses stay valid
 };

@@ -2,12 +2,7 @@
 
 #include <algorithm>
 
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 namespace errand::resilience {
-
-namespace asio = boost::asio;
 
 namespace {
 
@@ -74,7 +69,11 @@ std::size_t LastGoodCache::bytes() const {
 
 namespace {
 
-class FallbackLayer final : public http::Middleware {
+struct FallbackCall {
+  const FallbackPolicy* policy = nullptr;
+};
+
+class FallbackLayer final : public http::StageWith<FallbackCall> {
  public:
   FallbackLayer(FallbackPolicy policy, const Clock& clock, std::shared_ptr<FallbackCounters> counters)
       : policy_(std::move(policy)),
@@ -82,26 +81,32 @@ class FallbackLayer final : public http::Middleware {
         counters_(std::move(counters)),
         cache_(policy_.max_entries, policy_.max_body_bytes, policy_.max_total_bytes) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
+  Begin before(http::Request& request, FallbackCall& call, Result<http::Response>&, http::Client&) override {
     // A policy of the request's own (Request::extensions) wins over the layer's; the
     // last-good cache is the layer's either way.
     const FallbackPolicy* own = request.extensions.get<FallbackPolicy>();
-    const FallbackPolicy& policy = own ? *own : policy_;
-    auto outcome = co_await next(request);
+    call.policy = own ? own : &policy_;
+    return Begin::proceed;
+  }
+
+  std::optional<http::Duration> after(http::Request& request, FallbackCall& call, Result<http::Response>& outcome,
+                                      http::Client&, EndContext) override {
+    const FallbackPolicy& policy = *call.policy;
     auto why = trigger(policy, outcome);
     if (!why) {
       if (outcome && policy.last_good) cache_.store(request, *outcome, clock_.now());
-      co_return outcome;
+      return std::nullopt;
     }
     if (auto answer = answer_for(policy, request, *why)) {
       answer->attempts = outcome ? std::move(outcome->attempts) : outcome.error().attempts();
       http::report_event(request, "fallback", {{"fallback.source", answer->fallback->source},
                                                {"fallback.reason", answer->fallback->reason}});
       if (counters_) counters_->served.fetch_add(1, std::memory_order_relaxed);
-      co_return std::move(*answer);
+      outcome = std::move(*answer);
+      return std::nullopt;
     }
     if (counters_) counters_->unanswered.fetch_add(1, std::memory_order_relaxed);
-    co_return outcome;
+    return std::nullopt;
   }
 
  private:

@@ -6,11 +6,18 @@
 namespace errand::resilience {
 namespace {
 
-class IdempotencyKeys final : public http::Middleware {
+struct NoState {};
+
+// Outside retry: every attempt of a request carries the same key.
+class IdempotencyKeys final : public http::StageWith<NoState> {
  public:
-  boost::asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client&) override {
+  Begin before(http::Request& request, NoState&, Result<http::Response>&, http::Client&) override {
     if (!is_idempotent(request)) request.headers.add("Idempotency-Key", uuid_v7());
-    co_return co_await next(request);
+    return Begin::proceed;
+  }
+  std::optional<http::Duration> after(http::Request&, NoState&, Result<http::Response>&, http::Client&,
+                                      EndContext) override {
+    return std::nullopt;
   }
 };
 

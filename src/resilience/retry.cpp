@@ -190,59 +190,65 @@ Attempt attempt_of(const Result<http::Response>& outcome, Duration delay, Durati
   return a;
 }
 
-class RetryLayer final : public http::Middleware {
+// One logical request through the retry layer: its attempts so far and its deadline.
+struct RetryRun {
+  const RetryPolicy* policy = nullptr;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::optional<http::Duration> caller_total;  // the request's own total timeout, put back at the end
+  std::vector<Attempt> attempts;
+  Duration delay{0};  // the pause before the current attempt
+  std::chrono::steady_clock::time_point started;
+  int n = 1;  // the current attempt
+};
+
+class RetryLayer final : public http::StageWith<RetryRun> {
  public:
   RetryLayer(RetryPolicy policy, BudgetOptions budget, const Clock& clock, std::shared_ptr<RetryCounters> counters)
       : policy_(std::move(policy)), budget_(budget, clock), counters_(std::move(counters)) {}
 
-  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client& client) override {
-    co_await asio::this_coro::throw_if_cancelled(false);  // cancellation comes back as a value
+  Begin before(http::Request& request, RetryRun& run, Result<http::Response>&, http::Client&) override {
     // A policy of the request's own (Request::extensions) wins over the layer's.
     const RetryPolicy* own = request.extensions.get<RetryPolicy>();
-    const RetryPolicy& policy = own ? *own : policy_;
-    budget_.on_request();
-    using Clock = std::chrono::steady_clock;
-    std::optional<Clock::time_point> deadline;
-    if (request.timeouts.total) deadline = Clock::now() + *request.timeouts.total;
-    std::vector<Attempt> attempts;
-    Duration delay{0};
-    // Each attempt gets what is left of the deadline; the caller's timeouts are put back after.
-    struct Restore {
-      http::Request& request;
-      std::optional<http::Duration> total;
-      ~Restore() { request.timeouts.total = total; }
-    } restore{request, request.timeouts.total};
-    for (int n = 1;; ++n) {
-      if (deadline) request.timeouts.total = std::max<Clock::duration>(Clock::duration(0), *deadline - Clock::now());
-      Result<http::Response> outcome;
-      if (policy.hedge_after && is_idempotent(request)) {
-        outcome = co_await hedged(next, request, *policy.hedge_after, delay, attempts);
-      } else {
-        auto started = Clock::now();
-        outcome = co_await next(request);
-        attempts.push_back(attempt_of(outcome, delay, Clock::now() - started));
-      }
+    run.policy = own ? own : &policy_;
+    if (run.policy->hedge_after && is_idempotent(request)) return Begin::suspend;  // attempts race: a coroutine
+    open(request, run);
+    begin_attempt(request, run);
+    return Begin::proceed;
+  }
 
-      Decision d = decide(policy, request, outcome, n, random_unit(), std::chrono::system_clock::now());
-      bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
-      if (d.retry && deadline && Clock::now() + d.delay >= *deadline) d.retry = false;  // it would not finish in time
-      if (d.retry && !cancelled && !budget_.try_retry()) {
-        d.retry = false;
-        if (counters_) counters_->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
-        http::report_event(request, "retry.budget_exhausted", {{"retry.attempt", std::int64_t{n}}});
-      }
-      if (!d.retry || cancelled) co_return finish(std::move(outcome), std::move(attempts));
-      http::report_event(request, "retry",
-                         {{"retry.attempt", std::int64_t{n + 1}},
-                          {"retry.delay_ms", std::chrono::duration<double, std::milli>(d.delay).count()},
-                          {"retry.after", outcome ? std::to_string(outcome->status)
-                                                  : std::string(to_string(outcome.error().kind()))}});
+  std::optional<http::Duration> after(http::Request& request, RetryRun& run, Result<http::Response>& outcome,
+                                      http::Client& client, EndContext context) override {
+    if (context.interrupted) {  // the pause before the next attempt was cut short: `outcome` says why
+      close(request, run, outcome);
+      return std::nullopt;
+    }
+    run.attempts.push_back(attempt_of(outcome, run.delay, std::chrono::steady_clock::now() - run.started));
+    return next_pause(request, run, outcome, client, context.cancelled);
+  }
 
-      if (!outcome && outcome.error().kind() == ErrorKind::tls) client.forget_tls_session(request.url);
-      if (counters_) counters_->retries.fetch_add(1, std::memory_order_relaxed);
-      delay = d.delay;
-      auto slept = co_await client.pause(delay);
-      if (!slept) co_return fail(std::move(slept.error()).with_attempts(std::move(attempts)));  // cancelled
+  void before_again(http::Request& request, RetryRun& run) override {
+    ++run.n;
+    begin_attempt(request, run);
+  }
+
+  // With hedging: each attempt may race a copy of itself.
+  asio::awaitable<Result<http::Response>> run_suspended(http::Request& request, RetryRun& run, http::Next next,
+                                                        http::Client& client) override {
+    open(request, run);
+    for (;;) {
+      begin_attempt(request, run);
+      Result<http::Response> outcome = co_await hedged(next, request, *run.policy->hedge_after, run.delay, run.attempts);
+      auto cancellation = co_await asio::this_coro::cancellation_state;  // not in an expression: GCC 12
+      bool cancelled = cancellation.cancelled() != asio::cancellation_type::none;
+      auto pause = next_pause(request, run, outcome, client, cancelled);
+      if (!pause) co_return outcome;
+      auto slept = co_await client.pause(*pause);
+      if (!slept) {
+        outcome = fail(std::move(slept.error()));  // cancelled
+        close(request, run, outcome);
+        co_return outcome;
+      }
+      ++run.n;
     }
   }
 
@@ -324,12 +330,56 @@ class RetryLayer final : public http::Middleware {
     co_return std::move(*race->outcome[winner]);
   }
 
-  static Result<http::Response> finish(Result<http::Response> outcome, std::vector<Attempt> attempts) {
-    if (outcome) {
-      outcome->attempts = std::move(attempts);
-      return outcome;
+  void open(http::Request& request, RetryRun& run) {
+    budget_.on_request();
+    run.caller_total = request.timeouts.total;
+    if (request.timeouts.total) run.deadline = std::chrono::steady_clock::now() + *request.timeouts.total;
+  }
+
+  // Each attempt gets what is left of the deadline; the caller's timeout is put back by close().
+  static void begin_attempt(http::Request& request, RetryRun& run) {
+    run.started = std::chrono::steady_clock::now();
+    if (run.deadline)
+      request.timeouts.total = std::max<http::Duration>(http::Duration(0), *run.deadline - run.started);
+  }
+
+  // `outcome` stands: it carries the attempts.
+  static void close(http::Request& request, RetryRun& run, Result<http::Response>& outcome) {
+    request.timeouts.total = run.caller_total;
+    if (outcome) outcome->attempts = std::move(run.attempts);
+    else outcome.error().with_attempts(std::move(run.attempts));
+  }
+
+  // After an attempt (recorded in run.attempts): the pause before the next, or nullopt when
+  // `outcome` stands (closed).
+  std::optional<Duration> next_pause(http::Request& request, RetryRun& run, Result<http::Response>& outcome,
+                                     http::Client& client, bool cancelled) {
+    using Clock = std::chrono::steady_clock;
+    const int n = run.n;
+    if (!tier_for(*run.policy, outcome)) {  // the usual end: not a retryable outcome (no clock, no dice)
+      close(request, run, outcome);
+      return std::nullopt;
     }
-    return fail(std::move(outcome.error()).with_attempts(std::move(attempts)));
+    Decision d = decide(*run.policy, request, outcome, n, random_unit(), std::chrono::system_clock::now());
+    if (d.retry && run.deadline && Clock::now() + d.delay >= *run.deadline) d.retry = false;  // it would not finish in time
+    if (d.retry && !cancelled && !budget_.try_retry()) {
+      d.retry = false;
+      if (counters_) counters_->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
+      http::report_event(request, "retry.budget_exhausted", {{"retry.attempt", std::int64_t{n}}});
+    }
+    if (!d.retry || cancelled) {
+      close(request, run, outcome);
+      return std::nullopt;
+    }
+    http::report_event(request, "retry",
+                       {{"retry.attempt", std::int64_t{n + 1}},
+                        {"retry.delay_ms", std::chrono::duration<double, std::milli>(d.delay).count()},
+                        {"retry.after", outcome ? std::to_string(outcome->status)
+                                                : std::string(to_string(outcome.error().kind()))}});
+    if (!outcome && outcome.error().kind() == ErrorKind::tls) client.forget_tls_session(request.url);
+    if (counters_) counters_->retries.fetch_add(1, std::memory_order_relaxed);
+    run.delay = d.delay;
+    return d.delay;
   }
 
   RetryPolicy policy_;

@@ -11,6 +11,7 @@
 // Both are plain value types: copyable, not synchronised.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -53,27 +54,37 @@ class Extensions {
  public:
   template <class T>
   void insert(std::shared_ptr<T> value) {
-    for (auto& [key, slot] : entries_) {
-      if (key == tag<T>()) {
-        slot = std::move(value);
-        return;
-      }
+    if (Entry* entry = find(tag<T>())) {
+      entry->second = std::move(value);
+      return;
     }
-    entries_.emplace_back(tag<T>(), std::move(value));
+    // The first few live inline: a request's usual extensions cost no allocation.
+    if (inline_used_ < inline_.size()) inline_[inline_used_++] = Entry(tag<T>(), std::move(value));
+    else more_.emplace_back(tag<T>(), std::move(value));
   }
   template <class T>
   T* get() const noexcept {
-    for (const auto& [key, slot] : entries_)
-      if (key == tag<T>()) return static_cast<T*>(slot.get());
-    return nullptr;
+    const Entry* entry = const_cast<Extensions*>(this)->find(tag<T>());
+    return entry ? static_cast<T*>(entry->second.get()) : nullptr;
   }
+
  private:
+  using Entry = std::pair<const void*, std::shared_ptr<void>>;
   template <class T>
   static const void* tag() noexcept {
     static const char unique = 0;
     return &unique;
   }
-  std::vector<std::pair<const void*, std::shared_ptr<void>>> entries_;
+  Entry* find(const void* key) noexcept {
+    for (std::size_t i = 0; i < inline_used_; ++i)
+      if (inline_[i].first == key) return &inline_[i];
+    for (auto& entry : more_)
+      if (entry.first == key) return &entry;
+    return nullptr;
+  }
+  std::array<Entry, 3> inline_{};
+  std::size_t inline_used_ = 0;
+  std::vector<Entry> more_;
 };
 
 struct Request {

@@ -14,8 +14,11 @@
 // moves of it (each would be a dozen strings).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <new>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,7 +45,10 @@ class Next {
 
  private:
   friend class Client;
+  friend class Stage;
   Next(void* impl, std::size_t index, Client* client) noexcept : impl_(impl), index_(index), client_(client) {}
+  // The chain `n` layers further out than this one (a Stage in a row hands its own rest on).
+  Next outward(std::size_t n) const noexcept { return Next(impl_, index_ - n, client_); }
   void* impl_ = nullptr;  // Client::Impl
   std::size_t index_ = 0;
   Client* client_ = nullptr;
@@ -74,6 +80,90 @@ class Middleware {
   // `request` is the logical request, owned by the Client's outermost frame until send()
   // returns; a layer may change it for the layers further in, or send copies (hedging).
   virtual boost::asio::awaitable<Result<Response>> send(Request& request, Next next, Client& client) = 0;
+};
+
+// A layer that does not wait: it acts on the request before it goes on and on the outcome
+// after it comes back, in place. The Client runs each row of consecutive Stages in a single
+// coroutine, so a Stage costs a few virtual calls per request where a coroutine layer costs
+// a coroutine frame and moves of the Response (the reason Envoy's filters are callbacks).
+// A Stage may still ask for the inner layers to run again after a pause (a retry), answer
+// the request itself (an open breaker), or take one request down a coroutine of its own
+// (a hedge racing an attempt). Implement it through StageWith<State> below.
+class Stage : public Middleware {
+ public:
+  // Per-request state lives in the row's frame: state_size() bytes (a multiple of
+  // state_alignment, at most max_state) at `state`, aligned to state_alignment.
+  static constexpr std::size_t state_alignment = alignof(std::max_align_t);
+  static constexpr std::size_t max_state = 512;
+  virtual std::size_t state_size() const noexcept = 0;
+
+  enum class Begin {
+    proceed,   // on to the layers further in
+    answered,  // `outcome` holds this stage's answer; nothing further in runs, nor this stage's end()
+    suspend,   // this request needs suspended(): the stage's coroutine takes it from here
+  };
+  struct EndContext {
+    bool cancelled = false;    // the request was cancelled: ask for no repeat
+    bool interrupted = false;  // the pause this stage asked for was cut short: `outcome` says why
+  };
+
+  // The raw interface the Client drives; StageWith implements it. begin() constructs the
+  // stage's state at `state`; the Client calls destroy() exactly once after each begin() that
+  // returned (one that throws leaves nothing behind).
+  virtual Begin begin(Request& request, void* state, Result<Response>& outcome, Client& client) = 0;
+  // Returns a pause after which the layers further in run again (then again() is called),
+  // or nullopt when this stage is done with the request.
+  virtual std::optional<Duration> end(Request& request, void* state, Result<Response>& outcome, Client& client,
+                                      EndContext context) = 0;
+  virtual void again(Request& request, void* state) = 0;
+  virtual boost::asio::awaitable<Result<Response>> suspended(Request& request, void* state, Next next,
+                                                             Client& client) = 0;
+  virtual void destroy(void* state) noexcept = 0;
+
+  // Alone (outside a Client's chain, as in a test): a row of one.
+  boost::asio::awaitable<Result<Response>> send(Request& request, Next next, Client& client) final;
+};
+
+// A Stage whose per-request state is a `State` (default-constructed by each request's begin).
+template <class State>
+class StageWith : public Stage {
+  static constexpr std::size_t rounded_size = (sizeof(State) + state_alignment - 1) / state_alignment * state_alignment;
+  static_assert(rounded_size <= max_state, "a Stage's state must fit Stage::max_state (hold a pointer to more)");
+  static_assert(alignof(State) <= state_alignment, "a Stage's state must not be over-aligned");
+
+ protected:
+  virtual Begin before(Request& request, State& state, Result<Response>& outcome, Client& client) = 0;
+  virtual std::optional<Duration> after(Request& request, State& state, Result<Response>& outcome, Client& client,
+                                        EndContext context) = 0;
+  // Before the layers further in run again, after the pause after() asked for.
+  virtual void before_again(Request&, State&) {}
+  // For the requests before() answered with Begin::suspend.
+  virtual boost::asio::awaitable<Result<Response>> run_suspended(Request&, State&, Next, Client&) {
+    co_return fail(ErrorKind::config, "this stage cannot suspend");
+  }
+
+ private:
+  static State& of(void* state) noexcept { return *std::launder(static_cast<State*>(state)); }
+  std::size_t state_size() const noexcept final { return rounded_size; }
+  Begin begin(Request& request, void* state, Result<Response>& outcome, Client& client) final {
+    State* made = ::new (state) State{};
+    try {
+      return before(request, *made, outcome, client);
+    } catch (...) {
+      made->~State();
+      throw;
+    }
+  }
+  std::optional<Duration> end(Request& request, void* state, Result<Response>& outcome, Client& client,
+                              EndContext context) final {
+    return after(request, of(state), outcome, client, context);
+  }
+  void again(Request& request, void* state) final { before_again(request, of(state)); }
+  boost::asio::awaitable<Result<Response>> suspended(Request& request, void* state, Next next,
+                                                     Client& client) final {
+    return run_suspended(request, of(state), next, client);
+  }
+  void destroy(void* state) noexcept final { of(state).~State(); }
 };
 
 }  // namespace errand::http
