@@ -82,7 +82,7 @@ class Extensions {
       if (entry.first == key) return &entry;
     return nullptr;
   }
-  std::array<Entry, 3> inline_{};
+  std::array<Entry, 2> inline_{};  // a traced request uses two; each costs every Request a little
   std::size_t inline_used_ = 0;
   std::vector<Entry> more_;
 };
