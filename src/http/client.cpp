@@ -489,6 +489,15 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
   // Runs the Stages row[0, count) around `inner` (the rest of the chain) in this one frame.
   // RequestHolder as for send_body: Request at the chain's entry, Request& further in.
+  // What open_ref gave, read to the end when that needs no waiting (a failure, or a body that
+  // came with its head: no coroutine at all, unlike read_all_into); nullopt when the caller
+  // must co_await (*source)->read_all.
+  std::optional<Result<void>> body_without_waiting(Result<std::unique_ptr<ResponseStream::Source>>& source,
+                                                   Response& head) {
+    if (!source) return Result<void>(fail(std::move(source.error())));
+    reserve_declared_body(**source, head, options.max_body_bytes);
+    return (*source)->read_all_now(head, options.max_body_bytes);
+  }
   // `keep_alive` as for open(), at the entry.
   // `state_before` as the member of that name, from the row's first Stage.
   template <class RequestHolder>
@@ -865,18 +874,10 @@ asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request,
   Request* owned = nullptr;
   if constexpr (outermost) owned = &request;
   auto source = co_await open_ref(request, head, std::move(keep_alive), owned);
-  Result<void> all;  // assigned below either way (no co_await in ?: with GCC 12)
-  if (source) {
-    // As read_all_into, with no coroutine at all when the body is buffered already (a small
-    // response arrives with its head).
-    reserve_declared_body(**source, head, options.max_body_bytes);
-    if (auto now = (*source)->read_all_now(head, options.max_body_bytes)) all = std::move(*now);
-    else all = co_await (*source)->read_all(head, options.max_body_bytes);
-  } else {
-    all = fail(std::move(source.error()));
-  }
+  auto all = body_without_waiting(source, head);
+  if (!all) all = co_await (*source)->read_all(head, options.max_body_bytes);
   co_await asio::this_coro::throw_if_cancelled(previous);
-  if (!all) co_return fail(std::move(all.error()));
+  if (!*all) co_return fail(std::move(all->error()));
   co_return std::move(head);
 }
 
@@ -922,6 +923,7 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
       break;
     }
     if (answered) {
+      // the outcome is the stage's (or its coroutine's)
     } else if (inner.index_ < options.middleware.size()) {
       outcome = co_await inner(request);
     } else if (cut.load(std::memory_order_relaxed)) {  // a stage trying again after the cut-off
@@ -934,15 +936,9 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
       std::shared_ptr<Impl> hold = keep_alive;  // named: no ?: in a co_await expression with GCC 12
       if (!hold) hold = shared_from_this();
       auto source = co_await open_ref(request, head, std::move(hold), nullptr);
-      Result<void> all;  // assigned below either way (no co_await in ?: with GCC 12)
-      if (source) {
-        reserve_declared_body(**source, head, options.max_body_bytes);
-        if (auto now = (*source)->read_all_now(head, options.max_body_bytes)) all = std::move(*now);
-        else all = co_await (*source)->read_all(head, options.max_body_bytes);
-      } else {
-        all = fail(std::move(source.error()));
-      }
-      if (!all) outcome = fail(std::move(all.error()));
+      auto all = body_without_waiting(source, head);
+      if (!all) all = co_await (*source)->read_all(head, options.max_body_bytes);
+      if (!*all) outcome = fail(std::move(all->error()));
     }
 
     bool repeat = false;
