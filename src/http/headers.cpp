@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 namespace errand::http {
 
@@ -19,6 +21,25 @@ constexpr std::array<bool, 256> tchar_table = [] {
 }();
 
 bool is_tchar(unsigned char c) noexcept { return tchar_table[c]; }
+
+// Whether `value` holds CR, LF or NUL. Eight bytes at a time: every header of every request
+// passes here, and a traceparent alone is 55 bytes.
+bool has_line_break_or_nul(std::string_view value) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ull;
+  constexpr std::uint64_t highs = 0x8080808080808080ull;
+  auto has_zero_byte = [](std::uint64_t w) { return ((w - ones) & ~w & highs) != 0; };
+  std::size_t i = 0;
+  for (; i + 8 <= value.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, value.data() + i, 8);
+    if (has_zero_byte(w) || has_zero_byte(w ^ (ones * '\r')) || has_zero_byte(w ^ (ones * '\n'))) return true;
+  }
+  for (; i < value.size(); ++i) {
+    char c = value[i];
+    if (c == '\r' || c == '\n' || c == '\0') return true;
+  }
+  return false;
+}
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -103,10 +124,8 @@ Result<void> validate_field(std::string_view name, std::string_view value) {
       return fail(Error::config("invalid character '" + shown + "' in header name \"" + std::string(name.substr(0, 64)) + "\""));
     }
   }
-  for (unsigned char c : value) {
-    if (c <= '\r' && (c == '\r' || c == '\n' || c == '\0'))
-      return fail(Error::config("header \"" + std::string(name) + "\" value contains CR, LF or NUL (header injection refused)"));
-  }
+  if (has_line_break_or_nul(value))
+    return fail(Error::config("header \"" + std::string(name) + "\" value contains CR, LF or NUL (header injection refused)"));
   return {};
 }
 

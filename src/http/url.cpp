@@ -599,6 +599,32 @@ std::string Url::host_header() const {
   return out;
 }
 
+std::string Url::without_credentials() const {
+  std::string out;
+  // One allocation: the tracing layers call this on every recorded request.
+  out.reserve(scheme_.size() + 3 + host_.size() + 2 + 6 + path_.size() + 1 + query_.size());
+  out += scheme_;
+  out += "://";
+  if (is_ipv6_literal()) {
+    out += '[';
+    out += host_;
+    out += ']';
+  } else {
+    out += host_;
+  }
+  if (explicit_port_ && port_ != default_port(scheme_)) {
+    char digits[8];
+    out += ':';
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, port_).ptr);
+  }
+  out += path_;
+  if (has_query_) {
+    out += '?';
+    out += query_;
+  }
+  return out;
+}
+
 std::string Url::origin() const {
   std::string out;
   origin_into(out);

@@ -2,18 +2,48 @@
 // request), where building a document tree first (nlohmann::json) costs a hundred times the
 // bytes it writes. Strings are escaped per RFC 8259; bytes that are not UTF-8 become U+FFFD,
 // as nlohmann's error_handler_t::replace does, so any span text yields valid JSON.
+//
+// Writer appends through a raw pointer into room it reserves ahead: a span's OTLP text is some
+// hundred pieces, and std::string's append checks and bookkeeping per piece cost more than the
+// bytes. The free functions below are the same, one piece at a time.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace errand::observe::json_text {
 
 inline constexpr char hex_digits[] = "0123456789abcdef";
+
+// Each byte's two lower-case hex digits: an id is written a byte per copy.
+inline constexpr std::array<std::array<char, 2>, 256> hex_pairs = [] {
+  std::array<std::array<char, 2>, 256> t{};
+  for (int b = 0; b < 256; ++b) t[b] = {hex_digits[b >> 4], hex_digits[b & 0xF]};
+  return t;
+}();
+
+// Writes `bytes` as 2 × N hex digits at `at`; returns the end.
+template <std::size_t N>
+char* put_hex(char* at, const std::array<std::uint8_t, N>& bytes) {
+  for (std::uint8_t b : bytes) {
+    std::memcpy(at, hex_pairs[b].data(), 2);
+    at += 2;
+  }
+  return at;
+}
+
+// Bytes a JSON string can carry as they are: printable ASCII other than '"' and '\'.
+inline constexpr std::array<bool, 256> plain_byte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
 
 // The length of the valid UTF-8 sequence at the start of `s` (1..4), or 0 if it is invalid.
 inline std::size_t utf8_length(std::string_view s) {
@@ -37,89 +67,152 @@ inline std::size_t utf8_length(std::string_view s) {
   return 0;
 }
 
-inline void string(std::string& out, std::string_view s) {
-  out += '"';
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      std::size_t run = i + 1;  // plain ASCII goes in runs
-      while (run < s.size()) {
-        auto d = static_cast<unsigned char>(s[run]);
-        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
-        ++run;
-      }
-      out.append(s.data() + i, run - i);
+class Writer {
+ public:
+  // Appends to `out`; the text is complete when the Writer is destroyed.
+  explicit Writer(std::string& out) : out_(out) {
+    begin_ = out_.data();
+    at_ = begin_ + out_.size();
+    end_ = at_;
+  }
+  ~Writer() { out_.resize(static_cast<std::size_t>(at_ - begin_)); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Room for `n` more bytes: every writer below asks before it writes.
+  void reserve(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - at_) < n) grow(n);
+  }
+
+  // A literal: its length is known when compiled, so the copy is a few moves.
+  template <std::size_t N>
+  void literal(const char (&text)[N]) {
+    reserve(N - 1);
+    std::memcpy(at_, text, N - 1);
+    at_ += N - 1;
+  }
+  void raw(std::string_view text) {
+    reserve(text.size());
+    std::memcpy(at_, text.data(), text.size());
+    at_ += text.size();
+  }
+  void character(char c) {
+    reserve(1);
+    *at_++ = c;
+  }
+
+  void string(std::string_view s) {
+    reserve(s.size() * 6 + 2);  // the longest escape of one byte is \u00XX
+    *at_++ = '"';
+    std::size_t i = 0;
+    while (i < s.size()) {
+      std::size_t run = i;  // plain ASCII goes in runs
+      while (run < s.size() && plain_byte[static_cast<unsigned char>(s[run])]) ++run;
+      std::memcpy(at_, s.data() + i, run - i);
+      at_ += run - i;
+      if (run == s.size()) break;
       i = run;
-      continue;
+      i += escape(s.substr(i));
     }
+    *at_++ = '"';
+  }
+
+  void integer(std::int64_t v) {
+    reserve(24);
+    at_ = std::to_chars(at_, at_ + 24, v).ptr;
+  }
+  // A quoted decimal: how the protobuf JSON mapping writes 64-bit integers.
+  void quoted_integer(std::int64_t v) {
+    reserve(26);
+    *at_++ = '"';
+    at_ = std::to_chars(at_, at_ + 24, v).ptr;
+    *at_++ = '"';
+  }
+  // The shortest text that reads back as `v`; non-finite values as the protobuf JSON mapping's
+  // strings ("NaN", "Infinity", "-Infinity"), since JSON has no such numbers.
+  void number(double v) {
+    if (std::isnan(v)) {
+      literal("\"NaN\"");
+    } else if (std::isinf(v)) {
+      if (v > 0) literal("\"Infinity\"");
+      else literal("\"-Infinity\"");
+    } else {
+      reserve(32);
+      at_ = std::to_chars(at_, at_ + 32, v).ptr;
+    }
+  }
+  void boolean(bool v) {
+    if (v) literal("true");
+    else literal("false");
+  }
+  // Bytes as lower-case hex (trace and span ids).
+  template <std::size_t N>
+  void hex(const std::array<std::uint8_t, N>& bytes) {
+    reserve(2 * N);
+    at_ = put_hex(at_, bytes);
+  }
+
+ private:
+  // Writes the escape of the byte or UTF-8 sequence at the start of `s` (room is reserved);
+  // returns how many bytes of `s` it stood for.
+  std::size_t escape(std::string_view s) {
+    auto c = static_cast<unsigned char>(s[0]);
+    const char* short_form = nullptr;
     switch (c) {
-      case '"': out += "\\\""; ++i; continue;
-      case '\\': out += "\\\\"; ++i; continue;
-      case '\n': out += "\\n"; ++i; continue;
-      case '\r': out += "\\r"; ++i; continue;
-      case '\t': out += "\\t"; ++i; continue;
-      case '\b': out += "\\b"; ++i; continue;
-      case '\f': out += "\\f"; ++i; continue;
+      case '"': short_form = "\\\""; break;
+      case '\\': short_form = "\\\\"; break;
+      case '\n': short_form = "\\n"; break;
+      case '\r': short_form = "\\r"; break;
+      case '\t': short_form = "\\t"; break;
+      case '\b': short_form = "\\b"; break;
+      case '\f': short_form = "\\f"; break;
       default: break;
     }
+    if (short_form) {
+      std::memcpy(at_, short_form, 2);
+      at_ += 2;
+      return 1;
+    }
     if (c < 0x20) {
-      out += "\\u00";
-      out += hex_digits[c >> 4];
-      out += hex_digits[c & 0xF];
-      ++i;
-      continue;
+      std::memcpy(at_, "\\u00", 4);
+      at_[4] = hex_digits[c >> 4];
+      at_[5] = hex_digits[c & 0xF];
+      at_ += 6;
+      return 1;
     }
-    std::size_t n = utf8_length(s.substr(i));
+    std::size_t n = utf8_length(s);
     if (n == 0) {
-      out += "\\ufffd";
-      ++i;
-    } else {
-      out.append(s.data() + i, n);
-      i += n;
+      std::memcpy(at_, "\\ufffd", 6);
+      at_ += 6;
+      return 1;
     }
+    std::memcpy(at_, s.data(), n);  // n ≤ 4 ≤ the 6 × n reserved
+    at_ += n;
+    return n;
   }
-  out += '"';
-}
 
-inline void integer(std::string& out, std::int64_t v) {
-  char buf[24];
-  auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
-  out.append(buf, end);
-}
-
-// A quoted decimal: how the protobuf JSON mapping writes 64-bit integers.
-inline void quoted_integer(std::string& out, std::int64_t v) {
-  out += '"';
-  integer(out, v);
-  out += '"';
-}
-
-// The shortest text that reads back as `v`; non-finite values as the protobuf JSON mapping's
-// strings ("NaN", "Infinity", "-Infinity"), since JSON has no such numbers.
-inline void number(std::string& out, double v) {
-  if (std::isnan(v)) {
-    out += "\"NaN\"";
-  } else if (std::isinf(v)) {
-    out += v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
-  } else {
-    char buf[32];
-    auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
-    out.append(buf, end);
+  void grow(std::size_t n) {
+    std::size_t used = static_cast<std::size_t>(at_ - begin_);
+    out_.resize(std::max(out_.size() * 2, used + n + 64));
+    begin_ = out_.data();
+    at_ = begin_ + used;
+    end_ = begin_ + out_.size();
   }
-}
 
-// Bytes as lower-case hex (trace and span ids), without a temporary string.
+  std::string& out_;
+  char* begin_;
+  char* at_;
+  char* end_;
+};
+
+inline void string(std::string& out, std::string_view s) { Writer(out).string(s); }
+inline void integer(std::string& out, std::int64_t v) { Writer(out).integer(v); }
+inline void quoted_integer(std::string& out, std::int64_t v) { Writer(out).quoted_integer(v); }
+inline void number(std::string& out, double v) { Writer(out).number(v); }
+inline void boolean(std::string& out, bool v) { Writer(out).boolean(v); }
 template <std::size_t N>
 void hex(std::string& out, const std::array<std::uint8_t, N>& bytes) {
-  std::size_t at = out.size();
-  out.resize(at + 2 * N);
-  for (std::size_t i = 0; i < N; ++i) {
-    out[at + 2 * i] = hex_digits[bytes[i] >> 4];
-    out[at + 2 * i + 1] = hex_digits[bytes[i] & 0xF];
-  }
+  Writer(out).hex(bytes);
 }
-
-inline void boolean(std::string& out, bool v) { out += v ? "true" : "false"; }
 
 }  // namespace errand::observe::json_text

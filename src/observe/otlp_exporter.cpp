@@ -6,7 +6,8 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
+#include <iterator>
+#include <vector>
 #include <future>
 #include <thread>
 
@@ -56,17 +57,25 @@ struct OtlpHttpExporter::Impl {
         if (stopping) return;
         continue;
       }
+      // The whole queue changes hands (a batch is at most max_batch, and the queue holds at
+      // most max_queue): the workers push into reserved room and allocate nothing per span.
       std::vector<Span> batch;
-      std::size_t n = std::min(queue.size(), options.max_batch);
-      batch.reserve(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue.front()));
-        queue.pop_front();
+      if (queue.size() <= options.max_batch) {
+        batch.swap(queue);
+        queue.swap(spare);
+        queue.reserve(std::min(options.max_queue, options.max_batch));
+      } else {
+        batch.reserve(options.max_batch);
+        std::move(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(options.max_batch), std::back_inserter(batch));
+        queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(options.max_batch));
       }
+      std::size_t n = batch.size();
       sending = true;
       lock.unlock();
       auto outcome = post(encode_otlp_json(batch, options.service_name));
+      batch.clear();
       lock.lock();
+      if (spare.capacity() < batch.capacity()) spare.swap(batch);  // its room is reused
       sending = false;
       if (outcome && outcome->status / 100 == 2) {
         exported += n;
@@ -138,7 +147,8 @@ struct OtlpHttpExporter::Impl {
   std::mutex mutex;
   std::condition_variable wake;  // the sender: spans, a flush or shutdown
   std::condition_variable idle;  // flush(): the queue is empty and nothing is being sent
-  std::deque<Span> queue;        // everything from here on is guarded by mutex
+  std::vector<Span> queue;       // everything from here on is guarded by mutex
+  std::vector<Span> spare;       // the last batch's room, for the next swap
   bool flush_wanted = false;
   bool sending = false;
   bool stopping = false;

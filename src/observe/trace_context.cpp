@@ -1,6 +1,7 @@
 #include <errand/observe/trace_context.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "observe/json_writer.hpp"
@@ -73,15 +74,18 @@ class IdRandom {
 
 template <std::size_t N>
 std::array<std::uint8_t, N> random_nonzero() {
+  static_assert(N % 8 == 0, "ids are whole words");
   thread_local IdRandom random;
-  std::array<std::uint8_t, N> out{};
-  do {
+  std::array<std::uint8_t, N> out;
+  for (;;) {
+    std::uint64_t any = 0;
     for (std::size_t i = 0; i < N; i += 8) {
       std::uint64_t word = random();
-      for (std::size_t j = 0; j < 8 && i + j < N; ++j) out[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+      any |= word;
+      std::memcpy(out.data() + i, &word, 8);
     }
-  } while (all_zero(out));
-  return out;
+    if (any != 0) return out;
+  }
 }
 
 }  // namespace
@@ -95,14 +99,14 @@ SpanId random_span_id() { return random_nonzero<8>(); }
 bool SpanContext::valid() const noexcept { return !all_zero(trace_id) && !all_zero(span_id); }
 
 std::string SpanContext::traceparent() const {
-  std::string out;
-  out.reserve(55);  // one allocation: set on every request by the tracing layers
-  out += "00-";
-  json_text::hex(out, trace_id);
-  out += '-';
-  json_text::hex(out, span_id);
-  out += sampled ? "-01" : "-00";
-  return out;
+  // Set on every request by the tracing layers: written into a buffer, then one allocation.
+  char text[55];
+  std::memcpy(text, "00-", 3);
+  json_text::put_hex(text + 3, trace_id);
+  text[35] = '-';
+  json_text::put_hex(text + 36, span_id);
+  std::memcpy(text + 52, sampled ? "-01" : "-00", 3);
+  return std::string(text, sizeof text);
 }
 
 SpanContext SpanContext::new_root() {

@@ -76,14 +76,14 @@ std::string attributes_text(const Attributes& attributes) {
 // ---------------------------------------------------------------------------------------------
 // Span
 
-void Span::set(std::string_view key, AttributeValue value) {
+void Span::set(AttributeName key, AttributeValue value) {
   for (auto& [k, v] : attributes) {
-    if (k == key) {
+    if (k == key.view()) {
       v = std::move(value);
       return;
     }
   }
-  attributes.emplace_back(std::string(key), std::move(value));
+  attributes.emplace_back(std::move(key), std::move(value));
 }
 
 const AttributeValue* Span::attribute(std::string_view key) const {
@@ -114,23 +114,31 @@ void Tracer::add_exporter(std::shared_ptr<SpanExporter> exporter) {
   if (exporter) exporters_.push_back(std::move(exporter));
 }
 
+SpanContext Tracer::new_context(const SpanContext* parent) const {
+  if (parent && parent->valid()) return SpanContext::child_of(*parent);
+  SpanContext context = SpanContext::new_root();
+  if (sample_ratio_ < 1.0) {
+    // The trace id's last 8 bytes as a number against ratio × 2^64 (W3C Trace Context level
+    // 2 makes them random), so that every process samples the same traces.
+    std::uint64_t low = 0;
+    for (std::size_t i = 8; i < 16; ++i) low = low << 8 | context.trace_id[i];
+    context.sampled = static_cast<double>(low) < sample_ratio_ * 18446744073709551616.0;
+  }
+  return context;
+}
+
 Span Tracer::start_span(std::string name, SpanKind kind, const SpanContext* parent) const {
+  bool child = parent && parent->valid();
+  return start_span_in(new_context(parent), std::move(name), kind, child ? std::optional(parent->span_id) : std::nullopt);
+}
+
+Span Tracer::start_span_in(SpanContext context, std::string name, SpanKind kind, std::optional<SpanId> parent_span_id) const {
   Span span;
   span.name = std::move(name);
   span.kind = kind;
-  if (parent && parent->valid()) {
-    span.context = SpanContext::child_of(*parent);
-    span.parent_span_id = parent->span_id;
-  } else {
-    span.context = SpanContext::new_root();
-    if (sample_ratio_ < 1.0) {
-      // The trace id's last 8 bytes as a number against ratio × 2^64 (W3C Trace Context level
-      // 2 makes them random), so that every process samples the same traces.
-      std::uint64_t low = 0;
-      for (std::size_t i = 8; i < 16; ++i) low = low << 8 | span.context.trace_id[i];
-      span.context.sampled = static_cast<double>(low) < sample_ratio_ * 18446744073709551616.0;
-    }
-  }
+  span.context = std::move(context);
+  span.parent_span_id = parent_span_id;
+  if (span.context.sampled) span.attributes.reserve(10);  // what the tracing layers set, at once
   span.start = std::chrono::system_clock::now();
   return span;
 }
@@ -155,195 +163,204 @@ void Tracer::shutdown() const {
 
 namespace {
 
-void otlp_value_text(std::string& out, const AttributeValue& value) {
+using json_text::Writer;
+
+void otlp_value_text(Writer& out, const AttributeValue& value) {
   std::visit(
       [&out](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::string>) {
-          out += "{\"stringValue\":"sv;
-          json_text::string(out, v);
+          out.literal("{\"stringValue\":");
+          out.string(v);
         } else if constexpr (std::is_same_v<T, std::int64_t>) {
-          out += "{\"intValue\":"sv;
-          json_text::quoted_integer(out, v);
+          out.literal("{\"intValue\":");
+          out.quoted_integer(v);
         } else if constexpr (std::is_same_v<T, double>) {
-          out += "{\"doubleValue\":"sv;
-          json_text::number(out, v);
+          out.literal("{\"doubleValue\":");
+          out.number(v);
         } else {
-          out += "{\"boolValue\":"sv;
-          json_text::boolean(out, v);
+          out.literal("{\"boolValue\":");
+          out.boolean(v);
         }
-        out += '}';
+        out.character('}');
       },
       value);
 }
 
-void otlp_attributes_text(std::string& out, const Attributes& attributes) {
-  out += '[';
+void otlp_attributes_text(Writer& out, const Attributes& attributes) {
+  out.character('[');
   bool first = true;
   for (const auto& [key, value] : attributes) {
-    if (!first) out += ',';
+    if (!first) out.character(',');
     first = false;
-    out += "{\"key\":"sv;
-    json_text::string(out, key);
-    out += ",\"value\":"sv;
+    out.literal("{\"key\":");
+    out.string(key);
+    out.literal(",\"value\":");
     otlp_value_text(out, value);
-    out += '}';
+    out.character('}');
   }
-  out += ']';
+  out.character(']');
 }
 
 std::int64_t nanos_since_epoch(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-void otlp_span_text(std::string& out, const Span& s) {
-  out += "{\"traceId\":\""sv;
-  json_text::hex(out, s.context.trace_id);
-  out += "\",\"spanId\":\""sv;
-  json_text::hex(out, s.context.span_id);
-  out += '"';
+void otlp_span_text(Writer& out, const Span& s) {
+  out.literal("{\"traceId\":\"");
+  out.hex(s.context.trace_id);
+  out.literal("\",\"spanId\":\"");
+  out.hex(s.context.span_id);
+  out.character('"');
   if (!s.context.tracestate.empty()) {
-    out += ",\"traceState\":"sv;
-    json_text::string(out, s.context.tracestate);
+    out.literal(",\"traceState\":");
+    out.string(s.context.tracestate);
   }
   if (s.parent_span_id) {
-    out += ",\"parentSpanId\":\""sv;
-    json_text::hex(out, *s.parent_span_id);
-    out += '"';
+    out.literal(",\"parentSpanId\":\"");
+    out.hex(*s.parent_span_id);
+    out.character('"');
   }
-  out += ",\"name\":"sv;
-  json_text::string(out, s.name);
-  out += s.kind == SpanKind::client ? ",\"kind\":3" : ",\"kind\":1";  // SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL
-  out += ",\"startTimeUnixNano\":"sv;
-  json_text::quoted_integer(out, nanos_since_epoch(s.start));
-  out += ",\"endTimeUnixNano\":"sv;
-  json_text::quoted_integer(out, nanos_since_epoch(s.end));
-  out += ",\"attributes\":"sv;
+  out.literal(",\"name\":");
+  out.string(s.name);
+  if (s.kind == SpanKind::client) out.literal(",\"kind\":3");  // SPAN_KIND_CLIENT
+  else out.literal(",\"kind\":1");                             // SPAN_KIND_INTERNAL
+  out.literal(",\"startTimeUnixNano\":");
+  out.quoted_integer(nanos_since_epoch(s.start));
+  out.literal(",\"endTimeUnixNano\":");
+  out.quoted_integer(nanos_since_epoch(s.end));
+  out.literal(",\"attributes\":");
   otlp_attributes_text(out, s.attributes);
-  out += ",\"events\":["sv;
+  out.literal(",\"events\":[");
   bool first = true;
   for (const auto& e : s.events) {
-    if (!first) out += ',';
+    if (!first) out.character(',');
     first = false;
-    out += "{\"timeUnixNano\":"sv;
-    json_text::quoted_integer(out, nanos_since_epoch(e.time));
-    out += ",\"name\":"sv;
-    json_text::string(out, e.name);
-    out += ",\"attributes\":"sv;
+    out.literal("{\"timeUnixNano\":");
+    out.quoted_integer(nanos_since_epoch(e.time));
+    out.literal(",\"name\":");
+    out.string(e.name);
+    out.literal(",\"attributes\":");
     otlp_attributes_text(out, e.attributes);
-    out += '}';
+    out.character('}');
   }
-  out += ']';
+  out.character(']');
   if (s.dropped_events) {
-    out += ",\"droppedEventsCount\":"sv;
-    json_text::integer(out, s.dropped_events);
+    out.literal(",\"droppedEventsCount\":");
+    out.integer(s.dropped_events);
   }
-  out += ",\"status\":{"sv;
-  if (s.status == SpanStatus::ok) out += "\"code\":1"sv;  // STATUS_CODE_OK
+  out.literal(",\"status\":{");
+  if (s.status == SpanStatus::ok) out.literal("\"code\":1");  // STATUS_CODE_OK
   if (s.status == SpanStatus::error) {
-    out += "\"code\":2"sv;  // STATUS_CODE_ERROR
+    out.literal("\"code\":2");  // STATUS_CODE_ERROR
     if (!s.status_message.empty()) {
-      out += ",\"message\":"sv;
-      json_text::string(out, s.status_message);
+      out.literal(",\"message\":");
+      out.string(s.status_message);
     }
   }
-  out += "}}"sv;
+  out.literal("}}");
 }
 
 }  // namespace
 
 std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name) {
-  std::string out;
-  out.reserve(256 + spans.size() * 768);
-  out += "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":"sv;
-  json_text::string(out, service_name);
-  out += "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"errand\",\"version\":\"0.1\"},\"spans\":["sv;
-  bool first = true;
-  for (const auto& s : spans) {
-    if (!first) out += ',';
-    first = false;
-    otlp_span_text(out, s);
+  std::string text;
+  text.reserve(256 + spans.size() * 768);
+  {
+    Writer out(text);
+    out.literal("{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":");
+    out.string(service_name);
+    out.literal("}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"errand\",\"version\":\"0.1\"},\"spans\":[");
+    bool first = true;
+    for (const auto& s : spans) {
+      if (!first) out.character(',');
+      first = false;
+      otlp_span_text(out, s);
+    }
+    out.literal("]}]}]}");
   }
-  out += "]}]}]}"sv;
-  return out;
+  return text;
 }
 
 namespace {
 
 // Attributes as one flat JSON object, for jq.
-void plain_attributes_text(std::string& out, const Attributes& attributes) {
-  out += '{';
+void plain_attributes_text(Writer& out, const Attributes& attributes) {
+  out.character('{');
   bool first = true;
   for (const auto& [key, value] : attributes) {
-    if (!first) out += ',';
+    if (!first) out.character(',');
     first = false;
-    json_text::string(out, key);
-    out += ':';
+    out.string(key);
+    out.character(':');
     std::visit(
         [&out](const auto& v) {
           using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::string>) json_text::string(out, v);
-          else if constexpr (std::is_same_v<T, std::int64_t>) json_text::integer(out, v);
-          else if constexpr (std::is_same_v<T, double>) json_text::number(out, v);
-          else json_text::boolean(out, v);
+          if constexpr (std::is_same_v<T, std::string>) out.string(v);
+          else if constexpr (std::is_same_v<T, std::int64_t>) out.integer(v);
+          else if constexpr (std::is_same_v<T, double>) out.number(v);
+          else out.boolean(v);
         },
         value);
   }
-  out += '}';
+  out.character('}');
 }
 
 }  // namespace
 
 std::string encode_json_line(const Span& s, std::string_view service_name) {
-  std::string out;
-  out.reserve(512);
-  out += "{\"trace_id\":\""sv;
-  json_text::hex(out, s.context.trace_id);
-  out += "\",\"span_id\":\""sv;
-  json_text::hex(out, s.context.span_id);
-  out += "\",\"parent_span_id\":"sv;
-  if (s.parent_span_id) {
-    out += '"';
-    json_text::hex(out, *s.parent_span_id);
-    out += '"';
-  } else {
-    out += "null"sv;
-  }
-  out += ",\"name\":"sv;
-  json_text::string(out, s.name);
-  out += ",\"kind\":"sv;
-  json_text::string(out, kind_name(s.kind));
-  out += ",\"start_unix_nano\":"sv;
-  json_text::integer(out, nanos_since_epoch(s.start));
-  out += ",\"end_unix_nano\":"sv;
-  json_text::integer(out, nanos_since_epoch(s.end));
-  out += ",\"duration_ms\":"sv;
-  json_text::number(out, std::round(millis(s.start, s.end) * 1000) / 1000);
-  out += ",\"attributes\":"sv;
-  plain_attributes_text(out, s.attributes);
-  out += ",\"events\":["sv;
-  bool first = true;
-  for (const auto& e : s.events) {
-    if (!first) out += ',';
-    first = false;
-    out += "{\"name\":"sv;
-    json_text::string(out, e.name);
-    out += ",\"time_unix_nano\":"sv;
-    json_text::integer(out, nanos_since_epoch(e.time));
-    out += ",\"attributes\":"sv;
-    plain_attributes_text(out, e.attributes);
-    out += '}';
-  }
-  out += "],\"status\":{\"code\":"sv;
-  json_text::string(out, status_name(s.status));
-  if (!s.status_message.empty()) {
-    out += ",\"message\":"sv;
-    json_text::string(out, s.status_message);
-  }
-  out += "},\"service.name\":"sv;
-  json_text::string(out, service_name);
-  out += '}';
-  return out;
+  std::string text;
+  text.reserve(512);
+  {
+    Writer out(text);
+    out.literal("{\"trace_id\":\"");
+    out.hex(s.context.trace_id);
+    out.literal("\",\"span_id\":\"");
+    out.hex(s.context.span_id);
+    out.literal("\",\"parent_span_id\":");
+    if (s.parent_span_id) {
+      out.character('"');
+      out.hex(*s.parent_span_id);
+      out.character('"');
+    } else {
+      out.literal("null");
+    }
+    out.literal(",\"name\":");
+    out.string(s.name);
+    out.literal(",\"kind\":");
+    out.string(kind_name(s.kind));
+    out.literal(",\"start_unix_nano\":");
+    out.integer(nanos_since_epoch(s.start));
+    out.literal(",\"end_unix_nano\":");
+    out.integer(nanos_since_epoch(s.end));
+    out.literal(",\"duration_ms\":");
+    out.number(std::round(millis(s.start, s.end) * 1000) / 1000);
+    out.literal(",\"attributes\":");
+    plain_attributes_text(out, s.attributes);
+    out.literal(",\"events\":[");
+    bool first = true;
+    for (const auto& e : s.events) {
+      if (!first) out.character(',');
+      first = false;
+      out.literal("{\"name\":");
+      out.string(e.name);
+      out.literal(",\"time_unix_nano\":");
+      out.integer(nanos_since_epoch(e.time));
+      out.literal(",\"attributes\":");
+      plain_attributes_text(out, e.attributes);
+      out.character('}');
+    }
+    out.literal("],\"status\":{\"code\":");
+    out.string(status_name(s.status));
+    if (!s.status_message.empty()) {
+      out.literal(",\"message\":");
+      out.string(s.status_message);
+    }
+    out.literal("},\"service.name\":");
+    out.string(service_name);
+    out.character('}');
+  }  // the Writer completes the text
+  return text;
 }
 
 std::string format_span_tree(const std::vector<Span>& spans) {

@@ -42,16 +42,28 @@ void inject(http::Request& request, const SpanContext& context) {
   else request.headers.set("tracestate", context.tracestate);
 }
 
-// url.full without userinfo (credentials) and without the fragment (never sent).
-std::string full_url(const http::Url& url) {
-  return url.scheme() + "://" + url.host_header() + url.target();
-}
+// The attribute names, kept by reference (see http::AttributeName).
+const AttributeName key_method = AttributeName::literal("http.request.method");
+const AttributeName key_url = AttributeName::literal("url.full");
+const AttributeName key_server_address = AttributeName::literal("server.address");
+const AttributeName key_server_port = AttributeName::literal("server.port");
+const AttributeName key_peer_address = AttributeName::literal("network.peer.address");
+const AttributeName key_peer_port = AttributeName::literal("network.peer.port");
+const AttributeName key_status_code = AttributeName::literal("http.response.status_code");
+const AttributeName key_error_type = AttributeName::literal("error.type");
+const AttributeName key_error_phase = AttributeName::literal("errand.error.phase");
+const AttributeName key_attempt = AttributeName::literal("errand.attempt");
+const AttributeName key_attempts = AttributeName::literal("errand.attempts");
+const AttributeName key_resend_count = AttributeName::literal("http.request.resend_count");
+const AttributeName key_fallback_source = AttributeName::literal("errand.fallback.source");
 
+// url.full is the URL without userinfo (credentials) and fragment (never sent). Each attempt
+// makes its own: a layer between the two may send an attempt elsewhere.
 void request_attributes(Span& span, const http::Request& request) {
-  span.set("http.request.method", request.method);
-  span.set("url.full", full_url(request.url));
-  span.set("server.address", request.url.host());
-  span.set("server.port", std::int64_t{request.url.port()});
+  span.set(key_method, request.method);
+  span.set(key_url, request.url.without_credentials());
+  span.set(key_server_address, request.url.host());
+  span.set(key_server_port, std::int64_t{request.url.port()});
 }
 
 // "127.0.0.1:8080" / "[::1]:443" → address and port.
@@ -60,29 +72,29 @@ void peer_attributes(Span& span, std::string_view remote) {
   if (remote.empty() || colon == std::string_view::npos) return;
   std::string_view host = remote.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  span.set("network.peer.address", std::string(host));
+  span.set(key_peer_address, std::string(host));
   std::int64_t port = 0;
   for (char c : remote.substr(colon + 1)) {
     if (c < '0' || c > '9') return;
     port = port * 10 + (c - '0');
   }
-  span.set("network.peer.port", port);
+  span.set(key_peer_port, port);
 }
 
 // The OpenTelemetry HTTP client rules: an error is a failure to get a response, or a status of
 // 400 or more (error.type is then the status code).
 void outcome_attributes(Span& span, const Result<http::Response>& outcome) {
   if (outcome) {
-    span.set("http.response.status_code", std::int64_t{outcome->status});
+    span.set(key_status_code, std::int64_t{outcome->status});
     if (outcome->status >= 400) {
-      span.set("error.type", std::to_string(outcome->status));
+      span.set(key_error_type, std::to_string(outcome->status));
       span.status = SpanStatus::error;
     }
     return;
   }
   const Error& e = outcome.error();
-  span.set("error.type", std::string(to_string(e.kind())));
-  if (e.phase() != Phase::none) span.set("errand.error.phase", std::string(to_string(e.phase())));
+  span.set(key_error_type, std::string(to_string(e.kind())));
+  if (e.phase() != Phase::none) span.set(key_error_phase, std::string(to_string(e.phase())));
   span.set_error(e.message());
 }
 
@@ -130,14 +142,17 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
       request.extensions.insert(unrecorded());
       return Begin::proceed;
     }
-    Span started = tracer_->start_span(request.method, SpanKind::internal, parent ? &*parent : nullptr);
-    if (!started.context.sampled) {
+    SpanContext context = tracer_->new_context(parent ? &*parent : nullptr);
+    if (!context.sampled) {
       // Not recorded: the context goes on (flag 00) and no span is built.
-      inject(request, started.context);
+      inject(request, context);
       request.extensions.insert(unrecorded());
       return Begin::proceed;
     }
-    state.trace = std::make_shared<RequestTrace>(std::move(started));
+    std::optional<SpanId> parent_span_id;
+    if (parent) parent_span_id = parent->span_id;  // valid: parse_traceparent refuses zero ids
+    state.trace = std::make_shared<RequestTrace>(
+        tracer_->start_span_in(std::move(context), request.method, SpanKind::internal, parent_span_id));
     Span& span = state.trace->span();
     request_attributes(span, request);
     inject(request, span.context);
@@ -156,9 +171,9 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
     // breaker or bulkhead that failed fast sent nothing.
     int attempts = state.trace->attempts();
     if (attempts == 0) attempts = static_cast<int>(attempts_sent(outcome));
-    span.set("errand.attempts", std::int64_t{attempts});
+    span.set(key_attempts, std::int64_t{attempts});
     if (outcome && outcome->fallback) {
-      span.set("errand.fallback.source", outcome->fallback->source);
+      span.set(key_fallback_source, outcome->fallback->source);
       bool told = std::any_of(span.events.begin(), span.events.end(), [](const SpanEvent& e) { return e.name == "fallback"; });
       if (!told)
         span.add_event("fallback", {{"fallback.source", outcome->fallback->source},
@@ -197,8 +212,8 @@ class InnerLayer final : public http::StageWith<AttemptSpan> {
     const SpanContext* parent = trace ? &trace->span().context : incoming ? &*incoming : nullptr;
     Span& span = state.span.emplace(tracer_->start_span(request.method, SpanKind::client, parent));
     request_attributes(span, request);
-    span.set("errand.attempt", std::int64_t{attempt});
-    if (attempt > 1) span.set("http.request.resend_count", std::int64_t{attempt - 1});
+    span.set(key_attempt, std::int64_t{attempt});
+    if (attempt > 1) span.set(key_resend_count, std::int64_t{attempt - 1});
     inject(request, span.context);
     return Begin::proceed;
   }

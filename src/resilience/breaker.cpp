@@ -137,13 +137,14 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
     bool admitted = false;
     bool over_limit = false;
     std::vector<std::pair<BreakerState, BreakerState>> moved;
+    auto now = clock_.now();  // one reading for admission and the call's start
     {
       std::lock_guard lock(mutex_);
       find_origin(request.url, call);
       if (options_.max_concurrent > 0 && call.slot->in_flight >= options_.max_concurrent) {
         over_limit = true;
       } else {
-        admitted = call.slot->breaker.admit(clock_.now());
+        admitted = call.slot->breaker.admit(now);
         if (admitted) ++call.slot->in_flight;
       }
       moved = call.slot->breaker.take_transitions();
@@ -158,7 +159,7 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
       outcome = fail(Error(ErrorKind::circuit_open, "the circuit breaker for " + *call.origin + " is open"));
       return Begin::answered;
     }
-    call.started = clock_.now();
+    call.started = now;
     return Begin::proceed;
   }
 

@@ -194,6 +194,22 @@ TEST(ValidateFieldTest, RefusesHeaderInjectionInValue) {
   }
 }
 
+// The value is checked eight bytes at a time: a forbidden byte must be found in every lane of
+// a word and in the tail, and bytes close to it (0x0b, 0x0c, 0x0e, 0x8d) must pass.
+TEST(ValidateFieldTest, FindsAForbiddenByteAtEveryPosition) {
+  for (char bad : {'\r', '\n', '\0'}) {
+    for (std::size_t length = 1; length <= 24; ++length) {
+      for (std::size_t at = 0; at < length; ++at) {
+        std::string value(length, 'x');
+        value[at] = bad;
+        EXPECT_FALSE(validate_field("X-Test", value).has_value()) << int(bad) << " at " << at << " of " << length;
+      }
+    }
+  }
+  std::string near_misses = "\x0b\x0c\x0e\x8d\x8a\x80\x01\x09 ok \x7f\xff\x0b\x0c\x0e\x8d\x8a";
+  EXPECT_TRUE(validate_field("X-Test", near_misses).has_value());
+}
+
 TEST(ParseHeaderLineTest, SplitsAtTheFirstColonAndTrims) {
   auto f = parse_header_line("  Authorization :  Bearer a:b:c \t");
   ASSERT_TRUE(f.has_value()) << f.error().describe();

@@ -381,6 +381,13 @@ TEST(UrlTest, HostHeaderCarriesOnlyANonDefaultExplicitPort) {
   EXPECT_EQ(parsed("http://[::1]:8080/").host_header(), "[::1]:8080");
 }
 
+TEST(UrlTest, WithoutCredentialsDropsUserinfoAndFragmentOnly) {
+  EXPECT_EQ(parsed("http://user:secret@H:8080/a%20b?c=d&e#frag").without_credentials(), "http://h:8080/a%20b?c=d&e");
+  EXPECT_EQ(parsed("https://h:443/").without_credentials(), "https://h/");
+  EXPECT_EQ(parsed("http://[::1]:65535/x?").without_credentials(), "http://[::1]:65535/x?");
+  EXPECT_EQ(parsed("http://h").without_credentials(), "http://h/");
+}
+
 TEST(UrlTest, OriginAlwaysCarriesThePort) {
   EXPECT_EQ(parsed("http://u@H/p?q#f").origin(), "http://h:80");
   EXPECT_EQ(parsed("https://[::1]/").origin(), "https://[::1]:443");

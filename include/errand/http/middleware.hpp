@@ -58,7 +58,38 @@ class Next {
 // served) are told to the RequestEvents found in Request::extensions, when a layer further
 // out (tracing) put one there: span events without the resilience layers knowing tracing.
 using EventValue = std::variant<std::string, std::int64_t, double, bool>;
-using EventAttributes = std::vector<std::pair<std::string, EventValue>>;
+
+// An attribute's name. A name that is a literal (the OpenTelemetry conventions' names) is
+// kept by reference through AttributeName::literal: a traced request sets some twenty
+// attributes, and copying the longer names would be an allocation each. Any other name is
+// copied, so a name built at run time may go out of scope.
+class AttributeName {
+ public:
+  // `name` must outlive every copy of the AttributeName: a string literal.
+  static AttributeName literal(std::string_view name) noexcept {
+    AttributeName n;
+    n.literal_ = name.data();
+    n.literal_size_ = name.size();
+    return n;
+  }
+  AttributeName(std::string name) : owned_(std::move(name)) {}
+  AttributeName(std::string_view name) : owned_(name) {}
+  AttributeName(const char* name) : owned_(name) {}
+
+  std::string_view view() const noexcept {
+    return literal_ ? std::string_view(literal_, literal_size_) : std::string_view(owned_);
+  }
+  operator std::string_view() const noexcept { return view(); }
+  friend bool operator==(const AttributeName& a, std::string_view b) noexcept { return a.view() == b; }
+
+ private:
+  AttributeName() = default;
+  std::string owned_;
+  const char* literal_ = nullptr;
+  std::size_t literal_size_ = 0;
+};
+
+using EventAttributes = std::vector<std::pair<AttributeName, EventValue>>;
 
 class RequestEvents {
  public:

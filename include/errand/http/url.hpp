@@ -50,6 +50,9 @@ class Url {
   std::string origin() const;       // scheme://host:port, always with the port: the pool key
   void origin_into(std::string& out) const;  // the same, into a buffer the caller reuses
   std::string to_string() const;    // the normalised URL (userinfo and fragment included)
+  // scheme://host[:port]path[?query]: without userinfo (credentials) and fragment (never
+  // sent), as logs and spans show it (OpenTelemetry's url.full). The port as in host_header().
+  std::string without_credentials() const;
 
   static std::uint16_t default_port(std::string_view scheme) noexcept;  // 80, 443, or 0
 

@@ -48,6 +48,7 @@ namespace errand::observe {
 using SystemTime = std::chrono::system_clock::time_point;
 using AttributeValue = http::EventValue;  // string, int64, double or bool
 using Attributes = http::EventAttributes;
+using http::AttributeName;
 
 enum class SpanKind { internal, client };
 enum class SpanStatus { unset, ok, error };
@@ -74,8 +75,9 @@ struct Span {
   SpanStatus status = SpanStatus::unset;
   std::string status_message;  // with error; at most max_status_message bytes, whole UTF-8 characters
 
-  // Replaces an attribute of the same key.
-  void set(std::string_view key, AttributeValue value);
+  // Replaces an attribute of the same key. A literal key is best given as
+  // http::AttributeName::literal("..."), which keeps it without a copy.
+  void set(http::AttributeName key, AttributeValue value);
   const AttributeValue* attribute(std::string_view key) const;
   void add_event(std::string_view name, Attributes attributes = {},
                  SystemTime time = std::chrono::system_clock::now());
@@ -111,6 +113,11 @@ class Tracer {
 
   // A started span: a child of `parent` (same trace, parent span id set), or a new trace.
   Span start_span(std::string name, SpanKind kind, const SpanContext* parent = nullptr) const;
+  // The two halves of start_span(), for a layer that builds no span for an unsampled trace:
+  // the new span's context (ids, and the sampling decision for a new trace), then the span.
+  SpanContext new_context(const SpanContext* parent) const;
+  Span start_span_in(SpanContext context, std::string name, SpanKind kind,
+                     std::optional<SpanId> parent_span_id) const;
   // Sets the end time (now, unless set already) and hands the span to every exporter, unless
   // its trace is not sampled; the last exporter takes it by move, so `span` is spent after.
   void end_span(Span& span) const;
