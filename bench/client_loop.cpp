@@ -20,6 +20,7 @@
 // "full" adds tracing, every span exported as OTLP/HTTP JSON to --otlp (a collector, or any
 // endpoint that answers 2xx) — what the chain costs when nothing fails. The JSON line then
 // says "tool":"errand-policies" / "errand-full" and, for full, how many spans were exported.
+// With --stream the chain wraps open() ("errand-stream-policies", ...).
 // --sample sets the tracer's sample ratio (default 1: every request traced and exported).
 //
 // bench/client_loop runs this beside bench/peers/curl_multi_loop; see bench/README.md.
@@ -134,7 +135,6 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.url.empty()) usage("--url is required");
   if (o.chain == "full" && o.otlp.empty()) usage("--chain full needs --otlp URL");
-  if (o.stream && o.chain != "none") usage("--stream reads through open(), which the chain does not wrap");
   return o;
 }
 
@@ -266,7 +266,7 @@ int main(int argc, char** argv) {
     double cpu = cpu_seconds(after) - cpu_seconds(before);
     std::uint64_t connections = client.stats().opened;
     std::uint64_t counted = s.requests;
-    std::string tool = options.stream ? "errand-stream" : options.chain == "none" ? "errand" : "errand-" + options.chain;
+    std::string tool = std::string(options.stream ? "errand-stream" : "errand") + (options.chain == "none" ? "" : "-" + options.chain);
     std::string spans;
     if (otlp) {
       auto st = otlp->stats();

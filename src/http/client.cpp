@@ -79,7 +79,21 @@ struct Waiter {
   bool woken = false;
 };
 
+// Marks a request that open() sends through the layers: the transport at the end of the chain
+// then leaves the body on the connection (Response::unread_body) instead of reading it.
+// Static, like every marker: no allocation.
+struct OpenedAsStream {};
+std::shared_ptr<OpenedAsStream> opened_as_stream() {
+  static OpenedAsStream marker;
+  return std::shared_ptr<OpenedAsStream>(std::shared_ptr<OpenedAsStream>(), &marker);
+}
+bool wants_stream(const Request& request) noexcept { return request.extensions.get<OpenedAsStream>() != nullptr; }
+
 }  // namespace
+
+struct UnreadBody {
+  std::unique_ptr<ResponseStream::Source> source;
+};
 
 // Per-worker state: touched only by that worker's thread.
 struct Shard {
@@ -853,7 +867,49 @@ asio::awaitable<Result<void>> Client::pause(Duration duration) {
   co_return Result<void>{};
 }
 
+namespace {
+
+// A body a layer made (a fallback's), handed out as one piece.
+class BufferedSource final : public ResponseStream::Source {
+ public:
+  explicit BufferedSource(std::string body) : body_(std::move(body)) {}
+  asio::awaitable<Result<std::string_view>> read(Response&) override {
+    if (given_) co_return std::string_view();
+    given_ = true;
+    co_return std::string_view(body_);
+  }
+  bool finished() const noexcept override { return given_; }
+
+ private:
+  std::string body_;
+  bool given_ = false;
+};
+
+// What the chain gave for an opened request, as a stream: the transport's unread body, or the
+// body a layer put in the Response.
+asio::awaitable<Result<ResponseStream>> stream_of(asio::awaitable<Result<Response>> chain) {
+  auto outcome = co_await std::move(chain);
+  if (!outcome) co_return fail(std::move(outcome.error()));
+  Response& head = *outcome;
+  std::unique_ptr<ResponseStream::Source> source;
+  if (head.unread_body) {
+    source = std::move(head.unread_body->source);
+    head.unread_body.reset();
+  } else if (!head.body.empty()) {
+    source = std::make_unique<BufferedSource>(std::move(head.body));
+    head.body.clear();
+  }
+  co_return ResponseStream(std::move(head), std::move(source));
+}
+
+}  // namespace
+
 asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
+  if (!impl_->options.middleware.empty()) {
+    // Through the layers as send() goes; the transport stops at the head.
+    request.extensions.insert(opened_as_stream());
+    return stream_of(send(std::move(request)));
+  }
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
     return asio::co_spawn(context, cancellation_as_value(impl_->open(std::move(request), impl_)), asio::use_awaitable);
@@ -874,6 +930,11 @@ asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request,
   Request* owned = nullptr;
   if constexpr (outermost) owned = &request;
   auto source = co_await open_ref(request, head, std::move(keep_alive), owned);
+  if (!outermost && source && wants_stream(request)) {
+    head.unread_body = std::make_shared<UnreadBody>(UnreadBody{std::move(*source)});
+    co_await asio::this_coro::throw_if_cancelled(previous);
+    co_return std::move(head);
+  }
   auto all = body_without_waiting(source, head);
   if (!all) all = co_await (*source)->read_all(head, options.max_body_bytes);
   co_await asio::this_coro::throw_if_cancelled(previous);
@@ -936,9 +997,13 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
       std::shared_ptr<Impl> hold = keep_alive;  // named: no ?: in a co_await expression with GCC 12
       if (!hold) hold = shared_from_this();
       auto source = co_await open_ref(request, head, std::move(hold), nullptr);
-      auto all = body_without_waiting(source, head);
-      if (!all) all = co_await (*source)->read_all(head, options.max_body_bytes);
-      if (!*all) outcome = fail(std::move(all->error()));
+      if (source && wants_stream(request)) {
+        head.unread_body = std::make_shared<UnreadBody>(UnreadBody{std::move(*source)});
+      } else {
+        auto all = body_without_waiting(source, head);
+        if (!all) all = co_await (*source)->read_all(head, options.max_body_bytes);
+        if (!*all) outcome = fail(std::move(all->error()));
+      }
     }
 
     bool repeat = false;

@@ -23,6 +23,7 @@ LastGoodCache::LastGoodCache(std::size_t max_entries, std::size_t max_body_bytes
 
 void LastGoodCache::store(const http::Request& request, const http::Response& response, Clock::time_point now) {
   if (!cacheable(request) || response.status < 200 || response.status > 299) return;
+  if (response.unread_body) return;  // opened as a stream: the body is not known here
   if (response.fallback || response.body.size() > max_body_bytes_ || max_entries_ == 0) return;
   std::size_t size = weight(response);
   if (size > max_total_bytes_) return;

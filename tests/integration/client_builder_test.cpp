@@ -3,6 +3,8 @@
 
 #include <random>
 
+#include <boost/asio/awaitable.hpp>
+
 #include <errand/http/client_builder.hpp>
 #include <errand/observe/tracing.hpp>
 
@@ -13,6 +15,7 @@ namespace errand::http {
 namespace {
 
 using namespace std::chrono_literals;
+namespace asio = boost::asio;
 
 class ClientBuilderTest : public testing::TargetSuite {
  protected:
@@ -93,6 +96,80 @@ TEST_F(ClientBuilderTest, TracingWrapsThePoliciesWithOneSpanPerRequestAndPerAtte
   bool retry_event = false;
   for (const auto& e : logical.events) retry_event = retry_event || e.name == "retry";
   EXPECT_TRUE(retry_event);
+}
+
+// What open() through the chain gave: the head, the body as the pieces read() handed out.
+struct Opened {
+  Response head;
+  std::vector<std::string> pieces;
+  std::string body() const {
+    std::string all;
+    for (const auto& p : pieces) all += p;
+    return all;
+  }
+};
+
+TEST_F(ClientBuilderTest, OpenGoesThroughThePoliciesAndTheBodyIsStreamedAfterThem) {
+  auto collected = std::make_shared<observe::CollectingExporter>();
+  auto tracer = std::make_shared<observe::Tracer>("open-test");
+  tracer->add_exporter(collected);
+  auto registry = std::make_shared<observe::Registry>();
+  resilience::RetryPolicy retries;
+  retries.status.backoff.base = 1ms;
+  resilience::FallbackPolicy fallback;
+  fallback.static_response.emplace();
+  fallback.static_response->status = 200;
+  fallback.static_response->body = "static default";
+  Client::Builder builder;
+  builder.runtime(runtime_).tracing(tracer).metrics(registry).fallback(fallback).breaker().retry(retries);
+  Client c = builder.build();
+  auto open = [&](const std::string& path) {
+    return testing::run_sync(runtime_, [&]() -> asio::awaitable<Result<Opened>> {
+      auto r = Request::make("GET", url(path));
+      if (!r) co_return fail(r.error());
+      auto stream = co_await c.open(std::move(*r));
+      if (!stream) co_return fail(stream.error());
+      Opened opened;
+      for (;;) {
+        auto piece = co_await stream->read();
+        if (!piece) co_return fail(piece.error());
+        if (piece->empty()) break;
+        opened.pieces.emplace_back(*piece);
+      }
+      EXPECT_TRUE(stream->finished());
+      opened.head = std::move(stream->response());
+      co_return opened;
+    }());
+  };
+
+  // Retried until a head is accepted; the two 503s' bodies are dropped with their attempts.
+  auto flaky = open("/flaky?fail=2&key=" + testing::unique_key());
+  ASSERT_TRUE(flaky) << flaky.error().describe();
+  EXPECT_EQ(flaky->head.status, 200);
+  EXPECT_EQ(flaky->head.attempts.size(), 3u);
+  EXPECT_FALSE(flaky->body().empty());
+  EXPECT_FALSE(flaky->head.unread_body);  // open() took it into the stream
+  auto spans = collected->spans();
+  ASSERT_EQ(spans.size(), 4u);  // three attempts, then the logical request
+  EXPECT_EQ(spans.back().kind, observe::SpanKind::internal);
+
+  // Streamed, not buffered by the layers: five chunks arrive as five reads or more.
+  auto stream = open("/stream/5?interval_ms=50");
+  ASSERT_TRUE(stream) << stream.error().describe();
+  EXPECT_EQ(stream->head.status, 200);
+  EXPECT_GE(stream->pieces.size(), 5u);
+  EXPECT_GT(stream->head.timings.receive, Duration::zero());  // set at the end of the body
+
+  // A response a layer made is streamed from its body.
+  auto down = open("/status/503");
+  ASSERT_TRUE(down) << down.error().describe();
+  ASSERT_TRUE(down->head.fallback);
+  EXPECT_EQ(down->body(), "static default");
+
+  auto text = registry->prometheus_text();
+  EXPECT_NE(text.find("errand_http_client_requests_total{method=\"GET\",status_class=\"2xx\",error_kind=\"\"} 3"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(ClientBuilderTest, WithoutPoliciesTheChainIsEmpty) {

@@ -71,7 +71,7 @@ struct ClientOptions {
   std::string user_agent = "errand/0.1";
   Duration dns_cache_ttl = std::chrono::seconds(30);
   Duration happy_eyeballs_delay = std::chrono::milliseconds(250);
-  // Layers around send(), outermost first (errand/http/middleware.hpp). open() bypasses them.
+  // Layers around send() and open(), outermost first (errand/http/middleware.hpp).
   std::vector<std::shared_ptr<Middleware>> middleware;
   // Made with the Client and destroyed first when it goes (before its connections close):
   // what must watch a Client for exactly its lifetime, such as a metrics collector.
@@ -116,6 +116,11 @@ class Client {
   boost::asio::awaitable<Result<Response>> send(Request request);
 
   // Sends the request and returns once the response headers are in (after redirects).
+  // Through the layers like send(): they see the response when its head is in, with the body
+  // still unread (Response::unread_body), so a retry retries until a head is accepted, and a
+  // metric or span measures the time to the head. Reading the body is the caller's, after the
+  // layers: a body that fails half-way is not retried. A response a layer made (a fallback)
+  // is streamed from its `body`.
   boost::asio::awaitable<Result<ResponseStream>> open(Request request);
 
   // Stops the client: new send() and open() fail at once with kind cancelled; requests in

@@ -122,6 +122,9 @@ struct FallbackInfo {
   std::string reason;  // the error that triggered it: "circuit_open: ...", "timeout: ..."
 };
 
+// The body of a response that Client::open() returns, not read yet (see Response::unread_body).
+struct UnreadBody;
+
 struct Response {
   int status = 0;
   std::string reason;
@@ -136,6 +139,12 @@ struct Response {
   std::string remote_address;  // "127.0.0.1:8080" / "[::1]:443"
   std::vector<Attempt> attempts;  // with a retry policy: every try, this response's last
   std::optional<FallbackInfo> fallback;  // set when a fallback layer produced this response
+  // With Client::open() through layers: the body still on the connection. The transport puts
+  // it here so that it passes out through the layers with its head, and open() makes the
+  // ResponseStream of it. Opaque: a layer passes it on or drops it (dropping the last copy
+  // closes the connection, as a retry does with an attempt it throws away). Null for send()
+  // and for a response a layer made (a fallback), whose body is in `body`.
+  std::shared_ptr<UnreadBody> unread_body;
 };
 
 }  // namespace errand::http
