@@ -971,10 +971,13 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
 
   Result<Response> outcome;
   std::size_t first = 0;  // the stage to begin next: 0, or the one after a stage that repeats
+  // One clock reading for all the stages of a pass in, and one for the way out (again after
+  // anything the way out waits for).
+  Stage::BeginContext pass{std::chrono::steady_clock::now()};
   for (;;) {
     bool answered = false;
     for (std::size_t i = first; i < count; ++i) {
-      Stage::Begin how = row[i]->begin(request, state(i), outcome, client);
+      Stage::Begin how = row[i]->begin(request, state(i), outcome, client, pass);
       begun.count = i + 1;
       if (how == Stage::Begin::proceed) continue;
       if (how == Stage::Begin::suspend)
@@ -1009,21 +1012,24 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
     bool repeat = false;
     auto cancellation = co_await asio::this_coro::cancellation_state;  // not in an expression: GCC 12
     bool cancelled = cancellation.cancelled() != asio::cancellation_type::none;
+    auto way_out = std::chrono::steady_clock::now();
     while (begun.count > 0 && !repeat) {
       std::size_t i = begun.count - 1;
-      auto pause = row[i]->end(request, state(i), outcome, client, Stage::EndContext{cancelled, false});
+      auto pause = row[i]->end(request, state(i), outcome, client, Stage::EndContext{cancelled, false, way_out});
       if (pause && !cancelled) {  // a stage that asks to repeat a cancelled request is not heard
         auto slept = co_await client.pause(*pause);
+        way_out = std::chrono::steady_clock::now();
         if (slept) {
           outcome = Result<Response>();  // the next attempt starts from a fresh Response
-          row[i]->again(request, state(i));
+          pass.now = way_out;
+          row[i]->again(request, state(i), pass);
           first = i + 1;
           repeat = true;
           continue;
         }
         cancelled = true;
         outcome = fail(std::move(slept.error()));
-        row[i]->end(request, state(i), outcome, client, Stage::EndContext{true, true});
+        row[i]->end(request, state(i), outcome, client, Stage::EndContext{true, true, way_out});
       }
       begun.pop();
     }

@@ -83,16 +83,17 @@ class MetricsLayer final : public http::StageWith<MetricsState> {
     for (std::size_t i = 0; i < phase_fields.size(); ++i) phases_[i] = &phases.with({phase_fields[i].first});
   }
 
-  Begin before(http::Request& request, MetricsState& state, Result<http::Response>&, http::Client&) override {
+  Begin before(http::Request& request, MetricsState& state, Result<http::Response>&, http::Client&,
+               BeginContext context) override {
     state.method = method_index(request.method);
-    state.started = std::chrono::steady_clock::now();
+    state.started = context.now;
     return Begin::proceed;
   }
 
   // A cancellation is counted as an outcome like any other.
   std::optional<http::Duration> after(http::Request&, MetricsState& state, Result<http::Response>& outcome,
-                                      http::Client&, EndContext) override {
-    record(state.method, outcome, Seconds(std::chrono::steady_clock::now() - state.started).count());
+                                      http::Client&, EndContext context) override {
+    record(state.method, outcome, Seconds(context.now - state.started).count());
     return std::nullopt;
   }
 

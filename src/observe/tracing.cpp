@@ -129,17 +129,19 @@ SpanContext Tracer::new_context(const SpanContext* parent) const {
 
 Span Tracer::start_span(std::string name, SpanKind kind, const SpanContext* parent) const {
   bool child = parent && parent->valid();
-  return start_span_in(new_context(parent), std::move(name), kind, child ? std::optional(parent->span_id) : std::nullopt);
+  return start_span_in(new_context(parent), std::move(name), kind, child ? std::optional(parent->span_id) : std::nullopt,
+                       std::chrono::system_clock::now());
 }
 
-Span Tracer::start_span_in(SpanContext context, std::string name, SpanKind kind, std::optional<SpanId> parent_span_id) const {
+Span Tracer::start_span_in(SpanContext context, std::string name, SpanKind kind, std::optional<SpanId> parent_span_id,
+                           SystemTime start) const {
   Span span;
   span.name = std::move(name);
   span.kind = kind;
   span.context = std::move(context);
   span.parent_span_id = parent_span_id;
   if (span.context.sampled) span.attributes.reserve(10);  // what the tracing layers set, at once
-  span.start = std::chrono::system_clock::now();
+  span.start = start;
   return span;
 }
 

@@ -98,22 +98,34 @@ void outcome_attributes(Span& span, const Result<http::Response>& outcome) {
   span.set_error(e.message());
 }
 
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// A span's end on the wall clock: its start plus the steady time since. The wall clock is read
+// once per trace (its first span's start), as OpenTelemetry's anchored clocks do: the row's
+// steady reading (Stage contexts) serves for every other time, and a wall clock stepped
+// meanwhile cannot make a span end before it starts.
+SystemTime wall_after(SystemTime start, SteadyTime steady_start, SteadyTime steady_now) {
+  return start + std::chrono::duration_cast<SystemTime::duration>(steady_now - steady_start);
+}
+
 // The logical request's span, shared by its attempts through Request::extensions; the
 // resilience layers' events land on it.
 class RequestTrace final : public http::RequestEvents {
  public:
-  RequestTrace(Span span) : span_(std::move(span)) {}
+  RequestTrace(Span span, SteadyTime steady_start) : span_(std::move(span)), steady_start_(steady_start) {}
 
   void event(std::string_view name, http::EventAttributes attributes) override {
     span_.add_event(name, std::move(attributes));
   }
 
   Span& span() noexcept { return span_; }
+  SystemTime wall_at(SteadyTime steady_now) const { return wall_after(span_.start, steady_start_, steady_now); }
   int next_attempt() noexcept { return ++attempts_; }
   int attempts() const noexcept { return attempts_; }
 
  private:
   Span span_;
+  SteadyTime steady_start_;
   int attempts_ = 0;
 };
 
@@ -133,7 +145,8 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
  public:
   explicit OuterLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
-  Begin before(http::Request& request, LogicalSpan& state, Result<http::Response>&, http::Client&) override {
+  Begin before(http::Request& request, LogicalSpan& state, Result<http::Response>&, http::Client&,
+               BeginContext begin) override {
     auto parent = incoming_parent(request);
     if (!tracer_->enabled()) {
       // Nothing is recorded, so no span id is made up: the caller's context goes on as it is
@@ -152,7 +165,9 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
     std::optional<SpanId> parent_span_id;
     if (parent) parent_span_id = parent->span_id;  // valid: parse_traceparent refuses zero ids
     state.trace = std::make_shared<RequestTrace>(
-        tracer_->start_span_in(std::move(context), request.method, SpanKind::internal, parent_span_id));
+        tracer_->start_span_in(std::move(context), request.method, SpanKind::internal, parent_span_id,
+                               std::chrono::system_clock::now()),
+        begin.now);
     Span& span = state.trace->span();
     request_attributes(span, request);
     inject(request, span.context);
@@ -163,9 +178,10 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
 
   // A cancelled request still ends its span.
   std::optional<http::Duration> after(http::Request&, LogicalSpan& state, Result<http::Response>& outcome,
-                                      http::Client&, EndContext) override {
+                                      http::Client&, EndContext end) override {
     if (!state.trace) return std::nullopt;
     Span& span = state.trace->span();
+    span.end = state.trace->wall_at(end.now);
     outcome_attributes(span, outcome);
     // Without an inner layer nothing counted the attempts; a retry layer lists them, and a
     // breaker or bulkhead that failed fast sent nothing.
@@ -189,13 +205,15 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
 
 struct AttemptSpan {
   std::optional<Span> span;  // none when nothing is recorded
+  SteadyTime steady_start;
 };
 
 class InnerLayer final : public http::StageWith<AttemptSpan> {
  public:
   explicit InnerLayer(std::shared_ptr<Tracer> tracer) : tracer_(std::move(tracer)) {}
 
-  Begin before(http::Request& request, AttemptSpan& state, Result<http::Response>&, http::Client&) override {
+  Begin before(http::Request& request, AttemptSpan& state, Result<http::Response>&, http::Client&,
+               BeginContext begin) override {
     auto* trace = request.extensions.get<RequestTrace>();
     std::optional<SpanContext> incoming;  // without an outer layer, the caller's span is the parent
     if (!trace && request.extensions.get<Unrecorded>()) return Begin::proceed;
@@ -208,9 +226,19 @@ class InnerLayer final : public http::StageWith<AttemptSpan> {
       // An unsampled trace: the context already on the request goes on; nothing is recorded.
       if (incoming && !incoming->sampled) return Begin::proceed;
     }
-    int attempt = trace ? trace->next_attempt() : 1;
     const SpanContext* parent = trace ? &trace->span().context : incoming ? &*incoming : nullptr;
-    Span& span = state.span.emplace(tracer_->start_span(request.method, SpanKind::client, parent));
+    SpanContext context = tracer_->new_context(parent);
+    if (!context.sampled) {  // a new trace, not sampled: its context goes on, nothing is recorded
+      inject(request, context);
+      return Begin::proceed;
+    }
+    int attempt = trace ? trace->next_attempt() : 1;
+    std::optional<SpanId> parent_span_id;
+    if (parent) parent_span_id = parent->span_id;  // valid: a RequestTrace's, or parsed (never zero)
+    SystemTime start = trace ? trace->wall_at(begin.now) : std::chrono::system_clock::now();
+    state.steady_start = begin.now;
+    Span& span = state.span.emplace(
+        tracer_->start_span_in(std::move(context), request.method, SpanKind::client, parent_span_id, start));
     request_attributes(span, request);
     span.set(key_attempt, std::int64_t{attempt});
     if (attempt > 1) span.set(key_resend_count, std::int64_t{attempt - 1});
@@ -219,8 +247,9 @@ class InnerLayer final : public http::StageWith<AttemptSpan> {
   }
 
   std::optional<http::Duration> after(http::Request&, AttemptSpan& state, Result<http::Response>& outcome,
-                                      http::Client&, EndContext) override {
+                                      http::Client&, EndContext end) override {
     if (!state.span) return std::nullopt;
+    state.span->end = wall_after(state.span->start, state.steady_start, end.now);
     outcome_attributes(*state.span, outcome);
     if (outcome) peer_attributes(*state.span, outcome->remote_address);
     tracer_->end_span(*state.span);

@@ -133,11 +133,12 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
  public:
   BreakerLayer(BreakerOptions options, const Clock& clock) : options_(std::move(options)), clock_(clock) {}
 
-  Begin before(http::Request& request, BreakerCall& call, Result<http::Response>& outcome, http::Client&) override {
+  Begin before(http::Request& request, BreakerCall& call, Result<http::Response>& outcome, http::Client&,
+               BeginContext context) override {
     bool admitted = false;
     bool over_limit = false;
     std::vector<std::pair<BreakerState, BreakerState>> moved;
-    auto now = clock_.now();  // one reading for admission and the call's start
+    auto now = time_on(clock_, context.now);  // for admission and the call's start
     {
       std::lock_guard lock(mutex_);
       find_origin(request.url, call);
@@ -164,8 +165,8 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
   }
 
   std::optional<http::Duration> after(http::Request& request, BreakerCall& call, Result<http::Response>& outcome,
-                                      http::Client&, EndContext) override {
-    auto now = clock_.now();
+                                      http::Client&, EndContext context) override {
+    auto now = time_on(clock_, context.now);
     std::vector<std::pair<BreakerState, BreakerState>> moved;
     {
       std::lock_guard lock(mutex_);

@@ -82,7 +82,8 @@ class FallbackLayer final : public http::StageWith<FallbackCall> {
         counters_(std::move(counters)),
         cache_(policy_.max_entries, policy_.max_body_bytes, policy_.max_total_bytes) {}
 
-  Begin before(http::Request& request, FallbackCall& call, Result<http::Response>&, http::Client&) override {
+  Begin before(http::Request& request, FallbackCall& call, Result<http::Response>&, http::Client&,
+               BeginContext) override {
     // A policy of the request's own (Request::extensions) wins over the layer's; the
     // last-good cache is the layer's either way.
     const FallbackPolicy* own = request.extensions.get<FallbackPolicy>();
@@ -91,11 +92,11 @@ class FallbackLayer final : public http::StageWith<FallbackCall> {
   }
 
   std::optional<http::Duration> after(http::Request& request, FallbackCall& call, Result<http::Response>& outcome,
-                                      http::Client&, EndContext) override {
+                                      http::Client&, EndContext context) override {
     const FallbackPolicy& policy = *call.policy;
     auto why = trigger(policy, outcome);
     if (!why) {
-      if (outcome && policy.last_good) cache_.store(request, *outcome, clock_.now());
+      if (outcome && policy.last_good) cache_.store(request, *outcome, time_on(clock_, context.now));
       return std::nullopt;
     }
     if (auto answer = answer_for(policy, request, *why)) {

@@ -11,7 +11,7 @@ struct NoState {};
 // Outside retry: every attempt of a request carries the same key.
 class IdempotencyKeys final : public http::StageWith<NoState> {
  public:
-  Begin before(http::Request& request, NoState&, Result<http::Response>&, http::Client&) override {
+  Begin before(http::Request& request, NoState&, Result<http::Response>&, http::Client&, BeginContext) override {
     if (!is_idempotent(request)) request.headers.add("Idempotency-Key", uuid_v7());
     return Begin::proceed;
   }

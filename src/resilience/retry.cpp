@@ -128,38 +128,51 @@ Decision decide(const RetryPolicy& policy, const http::Request& request, const R
 RetryBudget::RetryBudget(BudgetOptions options, const Clock& clock)
     : options_(options),
       clock_(clock),
-      buckets_(static_cast<std::size_t>(std::max<std::int64_t>(
-          1, std::chrono::duration_cast<std::chrono::seconds>(options.window).count()))) {}
+      bucket_count_(static_cast<std::size_t>(std::max<std::int64_t>(
+          1, std::chrono::duration_cast<std::chrono::seconds>(options.window).count()))),
+      buckets_(new Bucket[bucket_count_]) {}
 
-RetryBudget::Bucket& RetryBudget::current() {
-  auto second = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
-  Bucket& b = buckets_[static_cast<std::size_t>(second) % buckets_.size()];
-  if (b.second != second) b = Bucket{second, 0, 0};
+RetryBudget::Bucket& RetryBudget::bucket_for(Clock::time_point now) {
+  auto second = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  Bucket& b = buckets_[static_cast<std::size_t>(second) % bucket_count_];
+  if (b.second.load(std::memory_order_acquire) != second) {
+    // A new second for this bucket: once a second, so a lock is fine here.
+    std::lock_guard lock(mutex_);
+    if (b.second.load(std::memory_order_relaxed) != second) {
+      b.requests.store(0, std::memory_order_relaxed);
+      b.retries.store(0, std::memory_order_relaxed);
+      b.second.store(second, std::memory_order_release);
+    }
+  }
   return b;
 }
 
-void RetryBudget::on_request() {
-  std::lock_guard lock(mutex_);
-  ++current().requests;
+void RetryBudget::on_request() { on_request(clock_.now()); }
+
+void RetryBudget::on_request(Clock::time_point now) {
+  bucket_for(now).requests.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool RetryBudget::try_retry() {
-  std::lock_guard lock(mutex_);
-  Bucket& now = current();
+  Bucket& now = bucket_for(clock_.now());
+  std::lock_guard lock(mutex_);  // one retry at a time: the sum and the take agree
+  std::int64_t current = now.second.load(std::memory_order_relaxed);
   std::uint64_t requests = 0, retries = 0;
-  std::int64_t oldest = now.second - static_cast<std::int64_t>(buckets_.size()) + 1;
-  for (const Bucket& b : buckets_) {
-    if (b.second < oldest || b.second > now.second) continue;
-    requests += b.requests;
-    retries += b.retries;
+  std::int64_t oldest = current - static_cast<std::int64_t>(bucket_count_) + 1;
+  for (std::size_t i = 0; i < bucket_count_; ++i) {
+    const Bucket& b = buckets_[i];
+    std::int64_t second = b.second.load(std::memory_order_relaxed);
+    if (second < oldest || second > current) continue;
+    requests += b.requests.load(std::memory_order_relaxed);
+    retries += b.retries.load(std::memory_order_relaxed);
   }
   double allowed = std::max(options_.ratio * static_cast<double>(requests),
-                            options_.min_per_second * static_cast<double>(buckets_.size()));
+                            options_.min_per_second * static_cast<double>(bucket_count_));
   if (static_cast<double>(retries) + 1 > allowed) {
     ++exhausted_;
     return false;
   }
-  ++now.retries;
+  now.retries.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -204,15 +217,16 @@ struct RetryRun {
 class RetryLayer final : public http::StageWith<RetryRun> {
  public:
   RetryLayer(RetryPolicy policy, BudgetOptions budget, const Clock& clock, std::shared_ptr<RetryCounters> counters)
-      : policy_(std::move(policy)), budget_(budget, clock), counters_(std::move(counters)) {}
+      : policy_(std::move(policy)), clock_(clock), budget_(budget, clock), counters_(std::move(counters)) {}
 
-  Begin before(http::Request& request, RetryRun& run, Result<http::Response>&, http::Client&) override {
+  Begin before(http::Request& request, RetryRun& run, Result<http::Response>&, http::Client&,
+               BeginContext context) override {
     // A policy of the request's own (Request::extensions) wins over the layer's.
     const RetryPolicy* own = request.extensions.get<RetryPolicy>();
     run.policy = own ? own : &policy_;
     if (run.policy->hedge_after && is_idempotent(request)) return Begin::suspend;  // attempts race: a coroutine
-    open(request, run);
-    begin_attempt(request, run);
+    open(request, run, context.now);
+    begin_attempt(request, run, context.now);
     return Begin::proceed;
   }
 
@@ -222,21 +236,21 @@ class RetryLayer final : public http::StageWith<RetryRun> {
       close(request, run, outcome);
       return std::nullopt;
     }
-    run.attempts.push_back(attempt_of(outcome, run.delay, std::chrono::steady_clock::now() - run.started));
+    run.attempts.push_back(attempt_of(outcome, run.delay, context.now - run.started));
     return next_pause(request, run, outcome, client, context.cancelled);
   }
 
-  void before_again(http::Request& request, RetryRun& run) override {
+  void before_again(http::Request& request, RetryRun& run, BeginContext context) override {
     ++run.n;
-    begin_attempt(request, run);
+    begin_attempt(request, run, context.now);
   }
 
   // With hedging: each attempt may race a copy of itself.
   asio::awaitable<Result<http::Response>> run_suspended(http::Request& request, RetryRun& run, http::Next next,
                                                         http::Client& client) override {
-    open(request, run);
+    open(request, run, std::chrono::steady_clock::now());
     for (;;) {
-      begin_attempt(request, run);
+      begin_attempt(request, run, std::chrono::steady_clock::now());
       Result<http::Response> outcome = co_await hedged(next, request, *run.policy->hedge_after, run.delay, run.attempts);
       auto cancellation = co_await asio::this_coro::cancellation_state;  // not in an expression: GCC 12
       bool cancelled = cancellation.cancelled() != asio::cancellation_type::none;
@@ -330,15 +344,16 @@ class RetryLayer final : public http::StageWith<RetryRun> {
     co_return std::move(*race->outcome[winner]);
   }
 
-  void open(http::Request& request, RetryRun& run) {
-    budget_.on_request();
+  // `now`: a reading of the steady clock.
+  void open(http::Request& request, RetryRun& run, std::chrono::steady_clock::time_point now) {
+    budget_.on_request(time_on(clock_, now));
     run.caller_total = request.timeouts.total;
-    if (request.timeouts.total) run.deadline = std::chrono::steady_clock::now() + *request.timeouts.total;
+    if (request.timeouts.total) run.deadline = now + *request.timeouts.total;
   }
 
   // Each attempt gets what is left of the deadline; the caller's timeout is put back by close().
-  static void begin_attempt(http::Request& request, RetryRun& run) {
-    run.started = std::chrono::steady_clock::now();
+  static void begin_attempt(http::Request& request, RetryRun& run, std::chrono::steady_clock::time_point now) {
+    run.started = now;
     if (run.deadline)
       request.timeouts.total = std::max<http::Duration>(http::Duration(0), *run.deadline - run.started);
   }
@@ -383,6 +398,7 @@ class RetryLayer final : public http::StageWith<RetryRun> {
   }
 
   RetryPolicy policy_;
+  const Clock& clock_;  // the budget's
   RetryBudget budget_;
   std::shared_ptr<RetryCounters> counters_;
 };

@@ -92,7 +92,13 @@ TEST_F(ClientBuilderTest, TracingWrapsThePoliciesWithOneSpanPerRequestAndPerAtte
     EXPECT_EQ(spans[i].context.trace_id, logical.context.trace_id);
     ASSERT_TRUE(spans[i].parent_span_id);
     EXPECT_EQ(*spans[i].parent_span_id, logical.context.span_id);
+    // The attempts lie within the logical request, one after the other (the retry's pause
+    // between them): times read from one anchored clock.
+    EXPECT_LE(logical.start, spans[i].start);
+    EXPECT_LT(spans[i].start, spans[i].end);
+    EXPECT_LE(spans[i].end, logical.end);
   }
+  EXPECT_LT(spans[0].end, spans[1].start);  // the retry paused between them
   bool retry_event = false;
   for (const auto& e : logical.events) retry_event = retry_event || e.name == "retry";
   EXPECT_TRUE(retry_event);

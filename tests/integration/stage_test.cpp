@@ -60,7 +60,7 @@ class Recorder final : public StageWith<Counted> {
   bool suspend = false;
 
  protected:
-  Begin before(Request&, Counted& state, Result<Response>& outcome, Client&) override {
+  Begin before(Request&, Counted& state, Result<Response>& outcome, Client&, BeginContext) override {
     log_->add(name_ + ".begin");
     ++state.attempts;
     if (answer_status) {
@@ -78,7 +78,7 @@ class Recorder final : public StageWith<Counted> {
       return repeat_after;
     return std::nullopt;
   }
-  void before_again(Request&, Counted& state) override {
+  void before_again(Request&, Counted& state, BeginContext) override {
     log_->add(name_ + ".again");
     ++state.attempts;
   }
@@ -204,9 +204,9 @@ TEST_F(StageTest, AFailureReachesEveryStageAsAValue) {
 class Oversized final : public Stage {
  public:
   std::size_t state_size() const noexcept override { return max_state + state_alignment; }
-  Begin begin(Request&, void*, Result<Response>&, Client&) override { return Begin::proceed; }
+  Begin begin(Request&, void*, Result<Response>&, Client&, BeginContext) override { return Begin::proceed; }
   std::optional<Duration> end(Request&, void*, Result<Response>&, Client&, EndContext) override { return std::nullopt; }
-  void again(Request&, void*) override {}
+  void again(Request&, void*, BeginContext) override {}
   asio::awaitable<Result<Response>> suspended(Request&, void*, Next, Client&) override {
     co_return fail(ErrorKind::config, "unused");
   }

@@ -32,6 +32,12 @@ class SteadyClock final : public Clock {
   }
 };
 
+// `clock`'s time: `steady_now` (a reading the caller has, such as a Stage's context.now) when
+// `clock` is the steady clock, else a reading of `clock` (a ManualClock in tests).
+inline Clock::time_point time_on(const Clock& clock, Clock::time_point steady_now) {
+  return &clock == &SteadyClock::instance() ? steady_now : clock.now();
+}
+
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(time_point start = time_point(std::chrono::hours(1))) : now_(start) {}

@@ -14,6 +14,7 @@
 // moves of it (each would be a dozen strings).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -133,20 +134,28 @@ class Stage : public Middleware {
     answered,  // `outcome` holds this stage's answer; nothing further in runs, nor this stage's end()
     suspend,   // this request needs suspended(): the stage's coroutine takes it from here
   };
+  // `now` is when the row's pass began (on the way in) or its way out began: the Client reads
+  // the clock once for all the stages of a row, and a stage that times the request takes
+  // `now` instead of reading the clock itself (a reading costs as much as a stage).
+  struct BeginContext {
+    std::chrono::steady_clock::time_point now;
+  };
   struct EndContext {
     bool cancelled = false;    // the request was cancelled: ask for no repeat
     bool interrupted = false;  // the pause this stage asked for was cut short: `outcome` says why
+    std::chrono::steady_clock::time_point now{};
   };
 
   // The raw interface the Client drives; StageWith implements it. begin() constructs the
   // stage's state at `state`; the Client calls destroy() exactly once after each begin() that
   // returned (one that throws leaves nothing behind).
-  virtual Begin begin(Request& request, void* state, Result<Response>& outcome, Client& client) = 0;
+  virtual Begin begin(Request& request, void* state, Result<Response>& outcome, Client& client,
+                      BeginContext context) = 0;
   // Returns a pause after which the layers further in run again (then again() is called),
   // or nullopt when this stage is done with the request.
   virtual std::optional<Duration> end(Request& request, void* state, Result<Response>& outcome, Client& client,
                                       EndContext context) = 0;
-  virtual void again(Request& request, void* state) = 0;
+  virtual void again(Request& request, void* state, BeginContext context) = 0;
   virtual boost::asio::awaitable<Result<Response>> suspended(Request& request, void* state, Next next,
                                                              Client& client) = 0;
   virtual void destroy(void* state) noexcept = 0;
@@ -163,11 +172,12 @@ class StageWith : public Stage {
   static_assert(alignof(State) <= state_alignment, "a Stage's state must not be over-aligned");
 
  protected:
-  virtual Begin before(Request& request, State& state, Result<Response>& outcome, Client& client) = 0;
+  virtual Begin before(Request& request, State& state, Result<Response>& outcome, Client& client,
+                       BeginContext context) = 0;
   virtual std::optional<Duration> after(Request& request, State& state, Result<Response>& outcome, Client& client,
                                         EndContext context) = 0;
   // Before the layers further in run again, after the pause after() asked for.
-  virtual void before_again(Request&, State&) {}
+  virtual void before_again(Request&, State&, BeginContext) {}
   // For the requests before() answered with Begin::suspend.
   virtual boost::asio::awaitable<Result<Response>> run_suspended(Request&, State&, Next, Client&) {
     co_return fail(ErrorKind::config, "this stage cannot suspend");
@@ -176,10 +186,11 @@ class StageWith : public Stage {
  private:
   static State& of(void* state) noexcept { return *std::launder(static_cast<State*>(state)); }
   std::size_t state_size() const noexcept final { return rounded_size; }
-  Begin begin(Request& request, void* state, Result<Response>& outcome, Client& client) final {
+  Begin begin(Request& request, void* state, Result<Response>& outcome, Client& client,
+              BeginContext context) final {
     State* made = ::new (state) State{};
     try {
-      return before(request, *made, outcome, client);
+      return before(request, *made, outcome, client, context);
     } catch (...) {
       made->~State();
       throw;
@@ -189,7 +200,9 @@ class StageWith : public Stage {
                               EndContext context) final {
     return after(request, of(state), outcome, client, context);
   }
-  void again(Request& request, void* state) final { before_again(request, of(state)); }
+  void again(Request& request, void* state, BeginContext context) final {
+    before_again(request, of(state), context);
+  }
   boost::asio::awaitable<Result<Response>> suspended(Request& request, void* state, Next next,
                                                      Client& client) final {
     return run_suspended(request, of(state), next, client);

@@ -114,10 +114,11 @@ class Tracer {
   // A started span: a child of `parent` (same trace, parent span id set), or a new trace.
   Span start_span(std::string name, SpanKind kind, const SpanContext* parent = nullptr) const;
   // The two halves of start_span(), for a layer that builds no span for an unsampled trace:
-  // the new span's context (ids, and the sampling decision for a new trace), then the span.
+  // the new span's context (ids, and the sampling decision for a new trace), then the span,
+  // started at `start`.
   SpanContext new_context(const SpanContext* parent) const;
-  Span start_span_in(SpanContext context, std::string name, SpanKind kind,
-                     std::optional<SpanId> parent_span_id) const;
+  Span start_span_in(SpanContext context, std::string name, SpanKind kind, std::optional<SpanId> parent_span_id,
+                     SystemTime start) const;
   // Sets the end time (now, unless set already) and hands the span to every exporter, unless
   // its trace is not sampled; the last exporter takes it by move, so `span` is spent after.
   void end_span(Span& span) const;

@@ -111,22 +111,27 @@ struct BudgetOptions {
 class RetryBudget {
  public:
   RetryBudget(BudgetOptions options, const Clock& clock);
-  void on_request();
+  void on_request();  // counts a request now
+  // Counts a request at `now` (a reading of the budget's clock the caller has already); no
+  // lock: every request passes here.
+  void on_request(Clock::time_point now);
   bool try_retry();  // takes one retry from the budget; false (and counted) when none is left
   std::uint64_t exhausted() const;
 
  private:
+  // One second of the window; reused for a later second once the window has moved past it.
   struct Bucket {
-    std::int64_t second = -1;
-    std::uint64_t requests = 0;
-    std::uint64_t retries = 0;
+    std::atomic<std::int64_t> second{-1};
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> retries{0};
   };
-  Bucket& current();
+  Bucket& bucket_for(Clock::time_point now);
 
   BudgetOptions options_;
   const Clock& clock_;
-  mutable std::mutex mutex_;
-  std::vector<Bucket> buckets_;
+  mutable std::mutex mutex_;  // a bucket's reset to a new second, and try_retry
+  std::size_t bucket_count_;
+  std::unique_ptr<Bucket[]> buckets_;
   std::uint64_t exhausted_ = 0;
 };
 
