@@ -45,6 +45,15 @@ inline constexpr std::array<bool, 256> plain_byte = [] {
   return t;
 }();
 
+// Whether all eight bytes of `w` go into a JSON string as they are: none below 0x20, at or
+// above 0x80, '"' or '\\'.
+inline bool plain_word(std::uint64_t w) {
+  constexpr std::uint64_t ones = 0x0101010101010101ull;
+  constexpr std::uint64_t highs = 0x8080808080808080ull;
+  auto zero_bytes = [](std::uint64_t x) { return (x - ones) & ~x; };
+  return ((((w - ones * 0x20) & ~w) | w | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'))) & highs) == 0;
+}
+
 // The length of the valid UTF-8 sequence at the start of `s` (1..4), or 0 if it is invalid.
 inline std::size_t utf8_length(std::string_view s) {
   auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
@@ -101,18 +110,35 @@ class Writer {
     *at_++ = c;
   }
 
+  // Plain text is copied a word at a time as it is checked, so that a short string costs no
+  // call to memcpy; the room reserved lets a word be stored whole.
   void string(std::string_view s) {
     reserve(s.size() * 6 + 2);  // the longest escape of one byte is \u00XX
     *at_++ = '"';
+    const char* p = s.data();
+    const std::size_t n = s.size();
     std::size_t i = 0;
-    while (i < s.size()) {
-      std::size_t run = i;  // plain ASCII goes in runs
-      while (run < s.size() && plain_byte[static_cast<unsigned char>(s[run])]) ++run;
-      std::memcpy(at_, s.data() + i, run - i);
-      at_ += run - i;
-      if (run == s.size()) break;
-      i = run;
-      i += escape(s.substr(i));
+    while (i < n) {
+      const std::size_t run_start = i;
+      std::uint64_t w;
+      for (; i + 8 <= n; i += 8) {
+        std::memcpy(&w, p + i, 8);
+        if (!plain_word(w)) break;
+        std::memcpy(at_, &w, 8);
+        at_ += 8;
+      }
+      if (i < n && i + 8 > n && n >= 8 && run_start + 8 <= n) {
+        // The tail as the last eight bytes, all in this plain run: the bytes before i are
+        // stored again, the same.
+        std::memcpy(&w, p + n - 8, 8);
+        if (plain_word(w)) {
+          std::memcpy(at_ - (i - (n - 8)), &w, 8);
+          at_ += n - i;
+          break;
+        }
+      }
+      while (i < n && plain_byte[static_cast<unsigned char>(p[i])]) *at_++ = p[i++];
+      if (i < n) i += escape(std::string_view(p + i, n - i));
     }
     *at_++ = '"';
   }

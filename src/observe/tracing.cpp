@@ -86,6 +86,8 @@ void Span::set(AttributeName key, AttributeValue value) {
   attributes.emplace_back(std::move(key), std::move(value));
 }
 
+void Span::add(AttributeName key, AttributeValue value) { attributes.emplace_back(std::move(key), std::move(value)); }
+
 const AttributeValue* Span::attribute(std::string_view key) const {
   for (const auto& [k, v] : attributes)
     if (k == key) return &v;

@@ -60,10 +60,10 @@ const AttributeName key_fallback_source = AttributeName::literal("errand.fallbac
 // url.full is the URL without userinfo (credentials) and fragment (never sent). Each attempt
 // makes its own: a layer between the two may send an attempt elsewhere.
 void request_attributes(Span& span, const http::Request& request) {
-  span.set(key_method, request.method);
-  span.set(key_url, request.url.without_credentials());
-  span.set(key_server_address, request.url.host());
-  span.set(key_server_port, std::int64_t{request.url.port()});
+  span.add(key_method, request.method);  // a new span's first attributes
+  span.add(key_url, request.url.without_credentials());
+  span.add(key_server_address, request.url.host());
+  span.add(key_server_port, std::int64_t{request.url.port()});
 }
 
 // "127.0.0.1:8080" / "[::1]:443" → address and port.
@@ -240,8 +240,8 @@ class InnerLayer final : public http::StageWith<AttemptSpan> {
     Span& span = state.span.emplace(
         tracer_->start_span_in(std::move(context), request.method, SpanKind::client, parent_span_id, start));
     request_attributes(span, request);
-    span.set(key_attempt, std::int64_t{attempt});
-    if (attempt > 1) span.set(key_resend_count, std::int64_t{attempt - 1});
+    span.add(key_attempt, std::int64_t{attempt});
+    if (attempt > 1) span.add(key_resend_count, std::int64_t{attempt - 1});
     inject(request, span.context);
     return Begin::proceed;
   }

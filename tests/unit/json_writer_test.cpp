@@ -33,6 +33,29 @@ TEST(JsonText, BytesThatAreNotUtf8BecomeTheReplacementCharacter) {
   }
 }
 
+// Plain text is copied eight bytes at a time: a byte that needs escaping must be found in every
+// lane of a word and in the tail, and bytes next to the special ones must pass as they are.
+TEST(JsonText, EscapesAtEveryPositionOfAWordAndTheTail) {
+  struct Case {
+    std::string in;
+    std::string out;
+  };
+  const Case cases[] = {{"\"", "\\\""},       {"\\", "\\\\"},           {"\n", "\\n"},
+                        {std::string("\0", 1), "\\u0000"}, {"\x1f", "\\u001f"}, {"\x80", "\\ufffd"},
+                        {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"},             {" ", " "},
+                        {"!", "!"},               {"#", "#"},                 {"[", "["},
+                        {"]", "]"}};
+  for (const auto& c : cases) {
+    for (std::size_t length = 0; length <= 24; ++length) {
+      for (std::size_t at = 0; at <= length; ++at) {
+        std::string in = std::string(at, 'a') + c.in + std::string(length - at, 'b');
+        std::string expected = "\"" + std::string(at, 'a') + c.out + std::string(length - at, 'b') + "\"";
+        EXPECT_EQ(json_quoted(in), expected) << "at " << at << " of " << length;
+      }
+    }
+  }
+}
+
 TEST(JsonText, NumbersReadBackExactly) {
   for (double v : {0.0, -1.5, 0.1, 1e-300, 123456789.125, 1e21}) {
     std::string out;

@@ -78,6 +78,8 @@ struct Span {
   // Replaces an attribute of the same key. A literal key is best given as
   // http::AttributeName::literal("..."), which keeps it without a copy.
   void set(http::AttributeName key, AttributeValue value);
+  // Appends an attribute whose key is not set yet (a span's first attributes): no search.
+  void add(http::AttributeName key, AttributeValue value);
   const AttributeValue* attribute(std::string_view key) const;
   void add_event(std::string_view name, Attributes attributes = {},
                  SystemTime time = std::chrono::system_clock::now());
