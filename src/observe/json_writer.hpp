@@ -219,7 +219,10 @@ class Writer {
 
   void grow(std::size_t n) {
     std::size_t used = static_cast<std::size_t>(at_ - begin_);
-    out_.resize(std::max(out_.size() * 2, used + n + 64));
+    // The room the string has (reserved by the caller, or kept from earlier use) is taken at
+    // once, before any reallocation and copy of the text.
+    std::size_t need = used + n;
+    out_.resize(need <= out_.capacity() ? out_.capacity() : std::max(out_.size() * 2, need + 64));
     begin_ = out_.data();
     at_ = begin_ + used;
     end_ = begin_ + out_.size();

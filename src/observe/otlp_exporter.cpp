@@ -1,12 +1,14 @@
-// The OTLP/HTTP (JSON) exporter: a bounded queue filled by export_span() on the Client's
-// workers, and a sender thread that POSTs batches through a Client of its own. The POSTs are
-// started and cancelled on that Client's single worker only, so a cancellation signal is never
-// touched from two threads.
+// The OTLP/HTTP (JSON) exporter. export_span() encodes the span on the Client's worker that
+// ended it, into the batch being filled (a span is encoded where it was made, so its memory is
+// freed by the thread that allocated it, and nothing but text crosses threads); full batches
+// wait in a bounded queue, and a sender thread POSTs them through a Client of its own. The
+// POSTs are started and cancelled on that Client's single worker only, so a cancellation
+// signal is never touched from two threads.
 #include <errand/observe/tracing.hpp>
 
 #include <atomic>
 #include <condition_variable>
-#include <iterator>
+#include <deque>
 #include <vector>
 #include <future>
 #include <thread>
@@ -37,7 +39,8 @@ std::string otlp_traces_url(std::string_view endpoint) {
 }
 
 struct OtlpHttpExporter::Impl {
-  explicit Impl(OtlpOptions o) : options(std::move(o)), url(otlp_traces_url(options.endpoint)) {
+  explicit Impl(OtlpOptions o)
+      : options(std::move(o)), url(otlp_traces_url(options.endpoint)), head(otlp_json_head(options.service_name)) {
     options.max_batch = std::max<std::size_t>(1, options.max_batch);
     http::ClientOptions client_options;
     client_options.runtime = &runtime;
@@ -46,45 +49,61 @@ struct OtlpHttpExporter::Impl {
     sender = std::thread([this] { run(); });
   }
 
+  // An OTLP request body being filled: the head, the spans' texts joined by ','.
+  struct Batch {
+    std::string text;
+    std::size_t spans = 0;
+  };
+
+  // Under mutex.
+  void add(std::string_view span_text) {
+    if (filling.spans == 0) {
+      filling.text.assign(head);
+      filling.text.reserve(head.size() + std::min(options.max_batch, options.max_queue) * (span_text.size() + 64));
+    } else {
+      filling.text += ',';
+    }
+    filling.text.append(span_text);
+    ++filling.spans;
+    ++queued;
+    if (filling.spans >= options.max_batch) {
+      full.push_back(std::move(filling));
+      filling = Batch{};
+      wake.notify_one();
+    }
+  }
+
   void run() {
     std::unique_lock lock(mutex);
     for (;;) {
-      wake.wait_for(lock, options.flush_interval,
-                    [&] { return stopping || flush_wanted || queue.size() >= options.max_batch; });
-      if (queue.empty()) {
+      wake.wait_for(lock, options.flush_interval, [&] { return stopping || flush_wanted || !full.empty(); });
+      if (full.empty() && filling.spans > 0) {  // a partial batch: its time is up, or a flush wants it
+        full.push_back(std::move(filling));
+        filling = Batch{};
+      }
+      if (full.empty()) {
         flush_wanted = false;
         idle.notify_all();
         if (stopping) return;
         continue;
       }
-      // The whole queue changes hands (a batch is at most max_batch, and the queue holds at
-      // most max_queue): the workers push into reserved room and allocate nothing per span.
-      std::vector<Span> batch;
-      if (queue.size() <= options.max_batch) {
-        batch.swap(queue);
-        queue.swap(spare);
-        queue.reserve(std::min(options.max_queue, options.max_batch));
-      } else {
-        batch.reserve(options.max_batch);
-        std::move(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(options.max_batch), std::back_inserter(batch));
-        queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(options.max_batch));
-      }
-      std::size_t n = batch.size();
+      Batch batch = std::move(full.front());
+      full.pop_front();
+      queued -= batch.spans;
       sending = true;
       lock.unlock();
-      auto outcome = post(encode_otlp_json(batch, options.service_name));
-      batch.clear();
+      batch.text.append(otlp_json_tail());
+      auto outcome = post(std::move(batch.text));
       lock.lock();
-      if (spare.capacity() < batch.capacity()) spare.swap(batch);  // its room is reused
       sending = false;
       if (outcome && outcome->status / 100 == 2) {
-        exported += n;
+        exported += batch.spans;
       } else {
-        dropped += n;
+        dropped += batch.spans;
         ++failed_posts;
         last_error = outcome ? "HTTP " + std::to_string(outcome->status) : outcome.error().describe();
       }
-      if (queue.empty()) flush_wanted = false;
+      if (full.empty() && filling.spans == 0) flush_wanted = false;
       idle.notify_all();
     }
   }
@@ -114,10 +133,10 @@ struct OtlpHttpExporter::Impl {
 
   bool flush(std::chrono::milliseconds deadline) {
     std::unique_lock lock(mutex);
-    if (stopped) return queue.empty();
+    if (stopped) return queued == 0;
     flush_wanted = true;
     wake.notify_all();
-    return idle.wait_until(lock, Clock::now() + deadline, [&] { return queue.empty() && !sending; });
+    return idle.wait_until(lock, Clock::now() + deadline, [&] { return queued == 0 && !sending; });
   }
 
   void shutdown(std::chrono::milliseconds deadline) {
@@ -130,8 +149,10 @@ struct OtlpHttpExporter::Impl {
       std::lock_guard lock(mutex);
       stopped = true;
       stopping = true;
-      dropped += queue.size();
-      queue.clear();
+      dropped += queued;
+      queued = 0;
+      full.clear();
+      filling = Batch{};
       wake.notify_all();
     }
     aborted = true;  // before the cancellation is posted: a POST not yet started sees it
@@ -147,8 +168,10 @@ struct OtlpHttpExporter::Impl {
   std::mutex mutex;
   std::condition_variable wake;  // the sender: spans, a flush or shutdown
   std::condition_variable idle;  // flush(): the queue is empty and nothing is being sent
-  std::vector<Span> queue;       // everything from here on is guarded by mutex
-  std::vector<Span> spare;       // the last batch's room, for the next swap
+  std::string head;              // of every OTLP request body (the service name's resource)
+  Batch filling;                 // everything from here on is guarded by mutex
+  std::deque<Batch> full;        // max_batch spans each, waiting for the sender
+  std::size_t queued = 0;        // spans in `filling` and `full`: at most max_queue
   bool flush_wanted = false;
   bool sending = false;
   bool stopping = false;
@@ -169,17 +192,20 @@ OtlpHttpExporter::OtlpHttpExporter(OtlpOptions options) : impl_(std::make_shared
 
 OtlpHttpExporter::~OtlpHttpExporter() { impl_->shutdown(std::chrono::milliseconds(0)); }
 
-void OtlpHttpExporter::export_span(const Span& span) { export_span(Span(span)); }
-
-void OtlpHttpExporter::export_span(Span&& span) {
+void OtlpHttpExporter::export_span(const Span& span) {
+  // Encoded before the lock, into the thread's own buffer: the lock is held for a copy only.
+  thread_local std::string text;
+  text.clear();
+  append_otlp_span_json(text, span);
   std::lock_guard lock(impl_->mutex);
-  if (impl_->stopped || impl_->queue.size() >= impl_->options.max_queue) {
+  if (impl_->stopped || impl_->queued >= impl_->options.max_queue) {
     ++impl_->dropped;
     return;
   }
-  impl_->queue.push_back(std::move(span));
-  if (impl_->queue.size() >= impl_->options.max_batch) impl_->wake.notify_one();
+  impl_->add(text);
 }
+
+void OtlpHttpExporter::export_span(Span&& span) { export_span(static_cast<const Span&>(span)); }
 
 void OtlpHttpExporter::flush() { impl_->flush(std::chrono::seconds(5)); }
 bool OtlpHttpExporter::flush(std::chrono::milliseconds deadline) { return impl_->flush(deadline); }

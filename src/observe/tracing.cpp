@@ -267,21 +267,36 @@ void otlp_span_text(Writer& out, const Span& s) {
 
 }  // namespace
 
-std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name) {
+std::string otlp_json_head(std::string_view service_name) {
   std::string text;
-  text.reserve(256 + spans.size() * 768);
   {
-    Writer out(text);
+    Writer out(text);  // completes the text when it goes
     out.literal("{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":");
     out.string(service_name);
     out.literal("}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"errand\",\"version\":\"0.1\"},\"spans\":[");
+  }
+  return text;
+}
+
+std::string_view otlp_json_tail() { return "]}]}]}"; }
+
+void append_otlp_span_json(std::string& out, const Span& span) {
+  Writer writer(out);
+  otlp_span_text(writer, span);
+}
+
+std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name) {
+  std::string text = otlp_json_head(service_name);
+  text.reserve(text.size() + spans.size() * 768 + 16);
+  {
+    Writer out(text);
     bool first = true;
     for (const auto& s : spans) {
       if (!first) out.character(',');
       first = false;
       otlp_span_text(out, s);
     }
-    out.literal("]}]}]}");
+    out.raw(otlp_json_tail());
   }
   return text;
 }

@@ -149,6 +149,11 @@ TracingLayers tracing(std::shared_ptr<Tracer> tracer);
 // "JSON Protobuf Encoding"): ids as lower-case hex, 64-bit integers and times as decimal strings,
 // kind and status code as numbers.
 std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name);
+// Its pieces, for an exporter that encodes each span as it ends: the head, then the spans'
+// texts joined by ',', then the tail.
+std::string otlp_json_head(std::string_view service_name);
+std::string_view otlp_json_tail();
+void append_otlp_span_json(std::string& out, const Span& span);  // one span's object, appended
 
 // One span as one line of JSON (no newline): {"trace_id", "span_id", "parent_span_id",
 // "name", "kind", "start_unix_nano", "end_unix_nano", "duration_ms", "attributes": {k: v},
