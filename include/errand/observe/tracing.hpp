@@ -220,8 +220,10 @@ struct OtlpStats {
 };
 
 // Batches spans and POSTs them as OTLP/HTTP JSON from its own thread with its own Client
-// (no middleware: exporting is never traced). A failed POST is not retried: its spans are
-// dropped and counted, so a dead collector costs a bounded queue and nothing else.
+// (no middleware: exporting is never traced). export_span() encodes the span on the calling
+// thread, into the batch being filled, so that only text crosses threads; it never waits.
+// A failed POST is not retried: its spans are dropped and counted, so a dead collector costs
+// a bounded queue and nothing else.
 class OtlpHttpExporter final : public SpanExporter {
  public:
   explicit OtlpHttpExporter(OtlpOptions options);
@@ -229,8 +231,8 @@ class OtlpHttpExporter final : public SpanExporter {
   OtlpHttpExporter(const OtlpHttpExporter&) = delete;
   OtlpHttpExporter& operator=(const OtlpHttpExporter&) = delete;
 
-  void export_span(const Span& span) override;  // lock, push or drop; never waits
-  void export_span(Span&& span) override;
+  void export_span(const Span& span) override;  // encode, then lock, append or drop; never waits
+  void export_span(Span&& span) override;       // the same: the span is encoded, not kept
   // Sends what is queued now and waits until it is sent (or failed), at most 5 s.
   void flush() override;
   bool flush(std::chrono::milliseconds deadline);  // false if the deadline passed first
