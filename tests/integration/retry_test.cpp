@@ -5,6 +5,7 @@
 #include <atomic>
 #include <random>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -284,6 +285,36 @@ TEST_F(HedgeTest, AHedgeOvertakesASlowFirstAttempt) {
   EXPECT_TRUE(r->attempts[1].hedge);
   EXPECT_EQ(r->attempts[1].status, 200);
   EXPECT_EQ(counters_->hedges.load(), 1u);
+  EXPECT_EQ(counters_->hedges_won.load(), 1u);
+}
+
+// open() through a hedging retry: the winner's body is the one streamed; the loser is cut off
+// with its connection.
+TEST_F(HedgeTest, AnOpenedRequestIsHedgedAndTheWinnersBodyIsStreamed) {
+  auto c = hedging_client(100ms);
+  auto r = http::Request::make("GET", url("/flaky?fail=1&delay=3000&key=" + testing::unique_key()));
+  ASSERT_TRUE(r);
+  auto started = Clock::now();
+  auto got = testing::run_sync(runtime_, [&]() -> boost::asio::awaitable<Result<std::pair<http::Response, std::string>>> {
+    auto stream = co_await c.open(std::move(*r));
+    if (!stream) co_return fail(stream.error());
+    std::string body;
+    for (;;) {
+      auto piece = co_await stream->read();
+      if (!piece) co_return fail(piece.error());
+      if (piece->empty()) break;
+      body.append(*piece);
+    }
+    co_return std::pair(std::move(stream->response()), std::move(body));
+  }());
+  ASSERT_TRUE(got) << got.error().describe();
+  EXPECT_LT(Clock::now() - started, 1s);
+  const auto& [head, body] = *got;
+  EXPECT_EQ(head.status, 200);
+  ASSERT_EQ(head.attempts.size(), 2u);
+  EXPECT_EQ(head.attempts[0].kind, ErrorKind::cancelled);
+  EXPECT_TRUE(head.attempts[1].hedge);
+  EXPECT_FALSE(body.empty());
   EXPECT_EQ(counters_->hedges_won.load(), 1u);
 }
 
