@@ -114,8 +114,10 @@ class RequestTrace final : public http::RequestEvents {
  public:
   RequestTrace(Span span, SteadyTime steady_start) : span_(std::move(span)), steady_start_(steady_start) {}
 
+  // On the trace's clock, like every other time in it: a wall-clock reading could fall before
+  // the end of the attempt that led to the event.
   void event(std::string_view name, http::EventAttributes attributes) override {
-    span_.add_event(name, std::move(attributes));
+    span_.add_event(name, std::move(attributes), wall_at(std::chrono::steady_clock::now()));
   }
 
   Span& span() noexcept { return span_; }
@@ -192,8 +194,9 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
       span.set(key_fallback_source, outcome->fallback->source);
       bool told = std::any_of(span.events.begin(), span.events.end(), [](const SpanEvent& e) { return e.name == "fallback"; });
       if (!told)
-        span.add_event("fallback", {{"fallback.source", outcome->fallback->source},
-                                    {"fallback.reason", outcome->fallback->reason}});
+        span.add_event("fallback",
+                       {{"fallback.source", outcome->fallback->source}, {"fallback.reason", outcome->fallback->reason}},
+                       state.trace->wall_at(end.now));
     }
     tracer_->end_span(span);
     return std::nullopt;

@@ -24,19 +24,25 @@ class ClientBuilderTest : public testing::TargetSuite {
     EXPECT_TRUE(r);
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
+  static resilience::RetryPolicy quick_retries() {
+    resilience::RetryPolicy retries;
+    retries.status.backoff.base = 1ms;
+    return retries;
+  }
+  static resilience::FallbackPolicy static_fallback(std::string body) {
+    resilience::FallbackPolicy fallback;
+    fallback.static_response.emplace();
+    fallback.static_response->status = 200;
+    fallback.static_response->body = std::move(body);
+    return fallback;
+  }
   net::Runtime runtime_{{.threads = 1}};
 };
 
 TEST_F(ClientBuilderTest, RetriesMetricsBreakerAndFallbackWorkTogether) {
   auto registry = std::make_shared<observe::Registry>();
-  resilience::RetryPolicy retries;
-  retries.status.backoff.base = 1ms;
-  resilience::FallbackPolicy fallback;
-  fallback.static_response.emplace();
-  fallback.static_response->status = 200;
-  fallback.static_response->body = "static";
   Client::Builder builder;
-  builder.runtime(runtime_).retry(retries).breaker().fallback(fallback).idempotency_keys().metrics(registry);
+  builder.runtime(runtime_).retry(quick_retries()).breaker().fallback(static_fallback("static")).idempotency_keys().metrics(registry);
   auto options = builder.options();
   ASSERT_EQ(options.middleware.size(), 5u);  // metrics, fallback, breaker, idempotency, retry
   Client c = builder.build();
@@ -74,10 +80,8 @@ TEST_F(ClientBuilderTest, TracingWrapsThePoliciesWithOneSpanPerRequestAndPerAtte
   auto collected = std::make_shared<observe::CollectingExporter>();
   auto tracer = std::make_shared<observe::Tracer>("builder-test");
   tracer->add_exporter(collected);
-  resilience::RetryPolicy retries;
-  retries.status.backoff.base = 1ms;
   Client::Builder builder;
-  builder.runtime(runtime_).tracing(tracer).metrics(std::make_shared<observe::Registry>()).breaker().retry(retries);
+  builder.runtime(runtime_).tracing(tracer).metrics(std::make_shared<observe::Registry>()).breaker().retry(quick_retries());
   ASSERT_EQ(builder.options().middleware.size(), 5u);  // tracing, metrics, breaker, retry, attempt spans
   Client c = builder.build();
 
@@ -120,14 +124,8 @@ TEST_F(ClientBuilderTest, OpenGoesThroughThePoliciesAndTheBodyIsStreamedAfterThe
   auto tracer = std::make_shared<observe::Tracer>("open-test");
   tracer->add_exporter(collected);
   auto registry = std::make_shared<observe::Registry>();
-  resilience::RetryPolicy retries;
-  retries.status.backoff.base = 1ms;
-  resilience::FallbackPolicy fallback;
-  fallback.static_response.emplace();
-  fallback.static_response->status = 200;
-  fallback.static_response->body = "static default";
   Client::Builder builder;
-  builder.runtime(runtime_).tracing(tracer).metrics(registry).fallback(fallback).breaker().retry(retries);
+  builder.runtime(runtime_).tracing(tracer).metrics(registry).fallback(static_fallback("static default")).breaker().retry(quick_retries());
   Client c = builder.build();
   auto open = [&](const std::string& path) {
     return testing::run_sync(runtime_, [&]() -> asio::awaitable<Result<Opened>> {

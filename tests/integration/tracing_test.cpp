@@ -86,6 +86,21 @@ class TracingTest : public testing::TargetSuite {
     r->headers = std::move(headers);
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
+  // A client without layers, for talking to the target's collector endpoint.
+  http::Client plain_client() {
+    http::ClientOptions o;
+    o.runtime = &runtime_;
+    return http::Client(o);
+  }
+  // The target's collector keeps every POST; a test that reads them starts from none (this
+  // suite's target is shared).
+  OtlpOptions fresh_collector(http::Client& plain) {
+    EXPECT_TRUE(send(plain, url("/v1/traces"), {}, "DELETE"));
+    OtlpOptions options;
+    options.endpoint = target_->base_url();
+    options.flush_interval = 10s;  // only flush() sends
+    return options;
+  }
   std::vector<Span> spans(SpanKind kind) const {
     std::vector<Span> out;
     for (auto& s : collected_->spans())
@@ -296,16 +311,9 @@ bool all_digits(const std::string& s) {
 }
 
 TEST_F(TracingTest, TheOtlpExporterPostsSpansThatTheCollectorEndpointKeepsInTheOtlpJsonShape) {
-  // This suite's target is shared; the POST bodies kept before this test do not matter.
-  http::ClientOptions plain_options;
-  plain_options.runtime = &runtime_;
-  http::Client plain(plain_options);
-  ASSERT_TRUE(send(plain, url("/v1/traces"), {}, "DELETE"));
-
-  OtlpOptions options;
-  options.endpoint = target_->base_url();
+  http::Client plain = plain_client();
+  OtlpOptions options = fresh_collector(plain);
   options.service_name = "tracing-test";
-  options.flush_interval = 10s;  // only flush() sends
   auto otlp = std::make_shared<OtlpHttpExporter>(options);
   EXPECT_EQ(otlp->url(), url("/v1/traces"));
   auto tracer = std::make_shared<Tracer>("tracing-test");
@@ -381,15 +389,9 @@ TEST_F(TracingTest, TheOtlpExporterPostsSpansThatTheCollectorEndpointKeepsInTheO
 // A queue longer than a batch goes out in batches of max_batch, in order, each span once: the
 // sender takes the first max_batch and leaves the rest queued.
 TEST_F(TracingTest, ABacklogIsSentInBatchesOfMaxBatchEachSpanOnce) {
-  http::ClientOptions plain_options;
-  plain_options.runtime = &runtime_;
-  http::Client plain(plain_options);
-  ASSERT_TRUE(send(plain, url("/v1/traces"), {}, "DELETE"));
-
-  OtlpOptions options;
-  options.endpoint = target_->base_url();
+  http::Client plain = plain_client();
+  OtlpOptions options = fresh_collector(plain);
   options.max_batch = 4;
-  options.flush_interval = 10s;  // only flush() sends
   OtlpHttpExporter otlp(options);
   Tracer tracer;
   std::vector<std::string> names;
