@@ -55,6 +55,7 @@ struct GetOptions {
   bool retry = false;             // --retry: the default tiers
   int retries = -1;               // --retries N: at most N retries (implies --retry)
   std::vector<std::string> retry_on;  // --retry-on KINDS
+  std::string attempt_timeout;    // --attempt-timeout D: each attempt's own limit (implies --retry)
   bool trace = false;             // --trace: the span tree on stderr
   std::string otlp;               // --otlp URL: spans to an OTLP/HTTP (JSON) collector
 };
@@ -295,9 +296,15 @@ int execute(const GetOptions& o) {
   }
   if (o.breaker) builder.breaker();
   if (o.idempotency_key == "auto") builder.idempotency_keys();
-  if (o.retry || o.retries >= 0 || !o.retry_on.empty()) {
+  if (o.retry || o.retries >= 0 || !o.retry_on.empty() || !o.attempt_timeout.empty()) {
     resilience::RetryPolicy policy;
     if (o.retries >= 0) policy.max_attempts = o.retries + 1;
+    if (!o.attempt_timeout.empty()) {
+      auto d = parse_duration(o.attempt_timeout);
+      if (!d) return report_error(o, Error::config("--attempt-timeout: " + d.error().message()));
+      if (*d <= Duration::zero()) return report_error(o, Error::config("--attempt-timeout must be above 0"));
+      policy.attempt_timeout = *d;
+    }
     for (const auto& name : o.retry_on) {
       auto kind = error_kind_from_string(name);
       if (!kind) return report_error(o, Error::config("--retry-on: unknown kind \"" + name +
@@ -349,6 +356,8 @@ void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("--idempotency-key", o.idempotency_key,
                   "'auto': an Idempotency-Key (UUIDv7) for a POST/PATCH, kept across retries; or the key itself");
   cmd->add_option("--retries", o.retries, "retry at most N times (implies --retry)");
+  cmd->add_option("--attempt-timeout", o.attempt_timeout,
+                  "each attempt's own deadline, e.g. 500ms; a cut-off attempt is retried (implies --retry)");
   cmd->add_option("--retry-on", o.retry_on, "retry only these kinds: dns,connect,tls,timeout,io,http_status (implies --retry)")
       ->delimiter(',');
   cmd->add_flag("--trace", o.trace, "print the span tree (logical request, attempts, retries) to stderr");

@@ -98,9 +98,10 @@ std::optional<Duration> parse_retry_after(std::string_view value, std::chrono::s
 }
 
 Decision decide(const RetryPolicy& policy, const http::Request& request, const Result<http::Response>& outcome,
-                int attempts, double unit, std::chrono::system_clock::time_point wall_now) {
+                int attempts, double unit, std::chrono::system_clock::time_point wall_now, bool attempt_timed_out) {
   Decision d;
   const Tier* tier = tier_for(policy, outcome);
+  if (!tier && attempt_timed_out && wanted(policy, ErrorKind::timeout)) tier = &policy.timeout;
   if (!tier) {
     d.why_not = outcome ? "the status is not retryable" : "this kind of failure is not retryable";
     return d;
@@ -211,8 +212,22 @@ struct RetryRun {
   std::vector<Attempt> attempts;
   Duration delay{0};  // the pause before the current attempt
   std::chrono::steady_clock::time_point started;
+  bool attempt_limited = false;  // the current attempt's limit is the policy's attempt_timeout
   int n = 1;  // the current attempt
 };
+
+// Whether the attempt that began at run.started and ended at `now` with `outcome` was cut off
+// by the policy's attempt_timeout; if so, its error says so.
+bool cut_off_by_attempt_timeout(const RetryRun& run, Result<http::Response>& outcome,
+                                std::chrono::steady_clock::time_point now) {
+  if (!run.attempt_limited || outcome || outcome.error().kind() != ErrorKind::timeout) return false;
+  // The transport's deadline is armed after run.started, so a cut-off attempt is at least this long.
+  if (now - run.started < *run.policy->attempt_timeout) return false;
+  Error& e = outcome.error();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*run.policy->attempt_timeout).count();
+  e = Error::timeout(e.phase(), "the attempt's own timeout of " + std::to_string(ms) + " ms passed: " + e.message());
+  return true;
+}
 
 class RetryLayer final : public http::StageWith<RetryRun> {
  public:
@@ -236,8 +251,9 @@ class RetryLayer final : public http::StageWith<RetryRun> {
       close(request, run, outcome);
       return std::nullopt;
     }
+    bool timed_out = cut_off_by_attempt_timeout(run, outcome, context.now);
     run.attempts.push_back(attempt_of(outcome, run.delay, context.now - run.started));
-    return next_pause(request, run, outcome, client, context.cancelled);
+    return next_pause(request, run, outcome, client, context.cancelled, timed_out);
   }
 
   void before_again(http::Request& request, RetryRun& run, BeginContext context) override {
@@ -254,7 +270,8 @@ class RetryLayer final : public http::StageWith<RetryRun> {
       Result<http::Response> outcome = co_await hedged(next, request, *run.policy->hedge_after, run.delay, run.attempts);
       auto cancellation = co_await asio::this_coro::cancellation_state;  // not in an expression: GCC 12
       bool cancelled = cancellation.cancelled() != asio::cancellation_type::none;
-      auto pause = next_pause(request, run, outcome, client, cancelled);
+      bool timed_out = cut_off_by_attempt_timeout(run, outcome, std::chrono::steady_clock::now());
+      auto pause = next_pause(request, run, outcome, client, cancelled, timed_out);
       if (!pause) co_return outcome;
       auto slept = co_await client.pause(*pause);
       if (!slept) {
@@ -354,8 +371,12 @@ class RetryLayer final : public http::StageWith<RetryRun> {
   // Each attempt gets what is left of the deadline; the caller's timeout is put back by close().
   static void begin_attempt(http::Request& request, RetryRun& run, std::chrono::steady_clock::time_point now) {
     run.started = now;
-    if (run.deadline)
-      request.timeouts.total = std::max<http::Duration>(http::Duration(0), *run.deadline - run.started);
+    std::optional<http::Duration> limit;
+    if (run.deadline) limit = std::max<http::Duration>(http::Duration(0), *run.deadline - now);
+    const auto& own = run.policy->attempt_timeout;
+    run.attempt_limited = own && (!limit || *own < *limit);
+    if (run.attempt_limited) limit = std::chrono::duration_cast<http::Duration>(*own);
+    if (limit) request.timeouts.total = limit;
   }
 
   // `outcome` stands: it carries the attempts.
@@ -367,15 +388,17 @@ class RetryLayer final : public http::StageWith<RetryRun> {
 
   // After an attempt (recorded in run.attempts): the pause before the next, or nullopt when
   // `outcome` stands (closed).
+  // `attempt_timed_out`: the attempt was cut off by the policy's attempt_timeout.
   std::optional<Duration> next_pause(http::Request& request, RetryRun& run, Result<http::Response>& outcome,
-                                     http::Client& client, bool cancelled) {
+                                     http::Client& client, bool cancelled, bool attempt_timed_out) {
     using Clock = std::chrono::steady_clock;
     const int n = run.n;
-    if (!tier_for(*run.policy, outcome)) {  // the usual end: not a retryable outcome (no clock, no dice)
+    if (!attempt_timed_out && !tier_for(*run.policy, outcome)) {  // the usual end: no clock, no dice
       close(request, run, outcome);
       return std::nullopt;
     }
-    Decision d = decide(*run.policy, request, outcome, n, random_unit(), std::chrono::system_clock::now());
+    Decision d = decide(*run.policy, request, outcome, n, random_unit(), std::chrono::system_clock::now(),
+                        attempt_timed_out);
     if (d.retry && run.deadline && Clock::now() + d.delay >= *run.deadline) d.retry = false;  // it would not finish in time
     if (d.retry && !cancelled && !budget_.try_retry()) {
       d.retry = false;

@@ -63,6 +63,46 @@ TEST_F(RetryTest, AFlakyEndpointSucceedsOnTheThirdAttemptAfterTheConfiguredDelay
   EXPECT_LE(Ms(r->attempts[2].delay).count(), 460.0);
 }
 
+
+// A hung first attempt (3 s before it answers) is cut off by its own timeout and retried; the
+// second call answers at once.
+TEST_F(RetryTest, AHungAttemptIsCutOffByItsOwnTimeoutAndRetried) {
+  RetryPolicy p;
+  p.attempt_timeout = 300ms;
+  p.timeout.backoff.base = 1ms;
+  auto c = client(p);
+  auto started = Clock::now();
+  auto r = send(c, "GET", url("/flaky?fail=1&delay=3000&key=" + testing::unique_key()));
+  auto took = Clock::now() - started;
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, 1500ms);
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(r->attempts[0].kind, ErrorKind::timeout);
+  EXPECT_NE(r->attempts[0].message.find("the attempt's own timeout of 300 ms"), std::string::npos)
+      << r->attempts[0].message;
+  EXPECT_GE(r->attempts[0].duration, 300ms);
+  EXPECT_TRUE(r->attempts[1].ok);
+}
+
+// The request's deadline still bounds everything: an attempt timeout longer than what is left
+// of it does not apply, and the deadline's timeout is not retried.
+TEST_F(RetryTest, TheRequestDeadlineBoundsTheAttemptTimeout) {
+  RetryPolicy p;
+  p.attempt_timeout = 5s;
+  auto c = client(p);
+  auto r = http::Request::make("GET", url("/delay/3000"));
+  ASSERT_TRUE(r);
+  r->timeouts.total = 300ms;
+  auto started = Clock::now();
+  auto got = testing::run_sync(runtime_, c.send(std::move(*r)));
+  EXPECT_LT(Clock::now() - started, 1500ms);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().kind(), ErrorKind::timeout);
+  EXPECT_EQ(got.error().message().find("attempt's own"), std::string::npos) << got.error().message();
+  EXPECT_EQ(got.error().attempts().size(), 1u);
+}
+
 TEST_F(RetryTest, AnUnresolvableNameIsTriedExactlyTwiceASecondApart) {
   auto c = client(RetryPolicy{});
   auto started = Clock::now();

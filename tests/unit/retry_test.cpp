@@ -83,6 +83,20 @@ TEST(RetryDecision, DefaultsRetryUntilTheTierIsExhausted) {
   EXPECT_FALSE(decide(p, get, failure(ErrorKind::connect), 2, 0.5, wall).retry);
 }
 
+TEST(RetryDecision, AnAttemptCutOffByItsOwnTimeoutIsRetriedInAnyPhase) {
+  RetryPolicy p;
+  auto get = request("GET");
+  auto stalled_body = failure(ErrorKind::timeout, Phase::read);
+  EXPECT_FALSE(decide(p, get, stalled_body, 1, 0.5, wall).retry);  // a read timeout is not, by default
+  auto cut_off = decide(p, get, stalled_body, 1, 0.5, wall, true);
+  EXPECT_TRUE(cut_off.retry);
+  EXPECT_EQ(cut_off.delay, 200ms);  // the timeout tier
+  EXPECT_FALSE(decide(p, get, stalled_body, 3, 0.5, wall, true).retry);  // its attempts are the tier's
+  EXPECT_FALSE(decide(p, request("POST"), stalled_body, 1, 0.5, wall, true).retry);  // still idempotent only
+  p.only_kinds = {ErrorKind::http_status};
+  EXPECT_FALSE(decide(p, get, stalled_body, 1, 0.5, wall, true).retry);  // timeouts not wanted
+}
+
 TEST(RetryDecision, OnlyIdempotentRequestsOrRequestsWithAKeyAreRetried) {
   RetryPolicy p;
   EXPECT_FALSE(decide(p, request("POST"), status(503), 1, 0.5, wall).retry);

@@ -16,7 +16,9 @@
 // Only idempotent methods (GET HEAD OPTIONS PUT DELETE TRACE) or requests with an
 // Idempotency-Key header are retried, unless retry_non_idempotent. Cancellation is never
 // retried. With a total deadline on the request (Request::timeouts.total) every attempt gets
-// what is left of it, and no backoff sleeps past it. A retry budget per layer (Envoy's:
+// what is left of it, and no backoff sleeps past it. `attempt_timeout` gives each attempt its
+// own limit inside that (Envoy's per_try_timeout): an attempt cut off by it is retried as a
+// timeout in any phase, with the timeout tier. A retry budget per layer (Envoy's:
 // retries at most `ratio` of the requests of the last `window`, but at least
 // `min_per_second`) keeps retries from multiplying an outage. Each Response (or the final
 // Error) lists the attempts: outcome, the delay before, the duration.
@@ -75,6 +77,9 @@ struct RetryPolicy {
   bool retry_non_idempotent = false;
   int max_attempts = 0;              // > 0: caps the attempts of every tier
   std::vector<ErrorKind> only_kinds;  // non-empty: retry only these (http_status for statuses)
+  // Each attempt's own time limit, inside the request's deadline: a hung attempt is cut off
+  // and retried (timeout tier, whatever its phase) rather than waiting out the whole deadline.
+  std::optional<Duration> attempt_timeout;
   // Hedging: when an attempt of an idempotent request has not answered within `hedge_after`,
   // a second copy goes out beside it and the first response wins (the other is cancelled;
   // if one fails, the other is awaited). A hedge takes a retry from the budget; without one
@@ -98,8 +103,10 @@ struct Decision {
 
 // After attempt number `attempts` (1-based) ended with `outcome`: retry, and after how long?
 // `unit`: a random draw in [0, 1) for the jitter; `wall_now` for HTTP-date Retry-After values.
+// `attempt_timed_out`: the attempt was cut off by RetryPolicy::attempt_timeout.
 Decision decide(const RetryPolicy& policy, const http::Request& request, const Result<http::Response>& outcome,
-                int attempts, double unit, std::chrono::system_clock::time_point wall_now);
+                int attempts, double unit, std::chrono::system_clock::time_point wall_now,
+                bool attempt_timed_out = false);
 
 struct BudgetOptions {
   double ratio = 0.2;
