@@ -501,6 +501,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   template <class RequestHolder>
   asio::awaitable<Result<Response>> send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive);
   asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
+  // The request into the chain of layers (there is one), from any thread.
+  asio::awaitable<Result<Response>> enter_chain(Request request, Client& client);
   // Runs the Stages row[0, count) around `inner` (the rest of the chain) in this one frame.
   // RequestHolder as for send_body: Request at the chain's entry, Request& further in.
   // What open_ref gave, read to the end when that needs no waiting (a failure, or a body that
@@ -550,6 +552,8 @@ class ConnectionSource final : public ResponseStream::Source {
         total_deadline_(total_deadline), idle_(idle) {
     if (conn_->body_done()) finish();
   }
+
+  void set_total_deadline(TimePoint deadline) override { total_deadline_ = deadline; }
 
   ~ConnectionSource() override {
     if (!conn_) return;
@@ -669,6 +673,7 @@ class DecodingSource final : public ResponseStream::Source {
   }
 
   bool finished() const noexcept override { return finished_; }
+  void set_total_deadline(TimePoint deadline) override { inner_->set_total_deadline(deadline); }
 
  private:
   std::unique_ptr<ResponseStream::Source> inner_;
@@ -886,8 +891,9 @@ class BufferedSource final : public ResponseStream::Source {
 };
 
 // What the chain gave for an opened request, as a stream: the transport's unread body, or the
-// body a layer put in the Response.
-asio::awaitable<Result<ResponseStream>> stream_of(asio::awaitable<Result<Response>> chain) {
+// body a layer put in the Response. `body_deadline`: the request's own deadline, which the
+// body keeps whatever limit a layer set for the attempt that got the head.
+asio::awaitable<Result<ResponseStream>> stream_of(asio::awaitable<Result<Response>> chain, TimePoint body_deadline) {
   auto outcome = co_await std::move(chain);
   if (!outcome) co_return fail(std::move(outcome.error()));
   Response& head = *outcome;
@@ -895,6 +901,7 @@ asio::awaitable<Result<ResponseStream>> stream_of(asio::awaitable<Result<Respons
   if (head.unread_body) {
     source = std::move(head.unread_body->source);
     head.unread_body.reset();
+    if (source) source->set_total_deadline(body_deadline);
   } else if (!head.body.empty()) {
     source = std::make_unique<BufferedSource>(std::move(head.body));
     head.body.clear();
@@ -907,8 +914,10 @@ asio::awaitable<Result<ResponseStream>> stream_of(asio::awaitable<Result<Respons
 asio::awaitable<Result<ResponseStream>> Client::open(Request request) {
   if (!impl_->options.middleware.empty()) {
     // Through the layers as send() goes; the transport stops at the head.
+    auto total = request.timeouts.total ? request.timeouts.total : impl_->options.timeouts.total;
+    TimePoint body_deadline = deadline_after(now(), total);
     request.extensions.insert(opened_as_stream());
-    return stream_of(send(std::move(request)));
+    return stream_of(impl_->enter_chain(std::move(request), *this), body_deadline);
   }
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
@@ -1017,6 +1026,8 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
       std::size_t i = begun.count - 1;
       auto pause = row[i]->end(request, state(i), outcome, client, Stage::EndContext{cancelled, false, way_out});
       if (pause && !cancelled) {  // a stage that asks to repeat a cancelled request is not heard
+        // The attempt is thrown away: an opened one gives its connection back before the pause.
+        if (outcome) outcome->unread_body.reset();
         auto slept = co_await client.pause(*pause);
         way_out = std::chrono::steady_clock::now();
         if (slept) {
@@ -1069,22 +1080,30 @@ asio::awaitable<Result<Response>> Next::operator()(Request& request) const {
   return impl->send_ref(request, impl->shared_from_this());
 }
 
+asio::awaitable<Result<Response>> Client::Impl::enter_chain(Request request, Client& client) {
+  bool on_worker = runtime->current_worker().has_value();
+  if (stages[0]) {  // the chain opens with a row of Stages: it is the entry
+    std::size_t end = row_end[0];
+    auto entry = run_row<Request>(std::move(request), stages.data(), state_before.data(), end, Next(this, end, &client),
+                                  client, shared_from_this());
+    if (on_worker) return entry;
+    return asio::co_spawn(runtime->context(runtime->next_worker()), std::move(entry), asio::use_awaitable);
+  }
+  if (on_worker) return send_layered(std::move(request), shared_from_this(), client);
+  return asio::co_spawn(runtime->context(runtime->next_worker()), send_layered(std::move(request), shared_from_this(), client),
+                        asio::use_awaitable);
+}
+
 asio::awaitable<Result<Response>> Client::send(Request request) {
-  bool layered = !impl_->options.middleware.empty();
-  if (layered && impl_->stages[0]) {  // the chain opens with a row of Stages: it is the entry
-    std::size_t end = impl_->row_end[0];
-    auto entry = impl_->run_row<Request>(std::move(request), impl_->stages.data(), impl_->state_before.data(), end,
-                                         Next(impl_.get(), end, this), *this, impl_);
-    if (impl_->runtime->current_worker()) return entry;
-    auto& context = impl_->runtime->context(impl_->runtime->next_worker());
-    return asio::co_spawn(context, std::move(entry), asio::use_awaitable);
+  if (!impl_->options.middleware.empty()) {
+    // A copy of an opened request (a layer sending one of its own): this one's body is read.
+    if (request.extensions.get<OpenedAsStream>()) request.extensions.erase<OpenedAsStream>();
+    return impl_->enter_chain(std::move(request), *this);
   }
   if (!impl_->runtime->current_worker()) {
     auto& context = impl_->runtime->context(impl_->runtime->next_worker());
-    if (layered) return asio::co_spawn(context, impl_->send_layered(std::move(request), impl_, *this), asio::use_awaitable);
     return asio::co_spawn(context, impl_->send_body<Request>(std::move(request), impl_), asio::use_awaitable);
   }
-  if (layered) return impl_->send_layered(std::move(request), impl_, *this);
   return impl_->send_body<Request>(std::move(request), impl_);
 }
 

@@ -1,6 +1,7 @@
 // What a ResponseStream reads from: the connection itself, or a decoder in front of it.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string_view>
 
@@ -23,6 +24,9 @@ class ResponseStream::Source {
   // read_all without suspending, when the source can (the rest of the body is buffered
   // already): its result, or nullopt, and then read_all does the rest. The default: nullopt.
   virtual std::optional<Result<void>> read_all_now(Response& head, std::size_t limit);
+  // Moves the deadline for the rest of the body (open() through the layers: an attempt's own
+  // limit ends with its head; the body has the request's deadline). The default: none to move.
+  virtual void set_total_deadline(std::chrono::steady_clock::time_point) {}
 };
 
 Error body_limit_error(std::size_t limit);

@@ -59,7 +59,10 @@ struct OtlpHttpExporter::Impl {
   void add(std::string_view span_text) {
     if (filling.spans == 0) {
       filling.text.assign(head);
-      filling.text.reserve(head.size() + std::min(options.max_batch, options.max_queue) * (span_text.size() + 64));
+      // Room for a batch of spans like this one, but no more than 1 MiB ahead.
+      std::size_t per_span = span_text.size() + 64;
+      std::size_t spans = std::min({options.max_batch, options.max_queue, (std::size_t{1} << 20) / per_span});
+      filling.text.reserve(head.size() + spans * per_span);
     } else {
       filling.text += ',';
     }

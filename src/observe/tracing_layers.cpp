@@ -184,6 +184,8 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
     if (!state.trace) return std::nullopt;
     Span& span = state.trace->span();
     span.end = state.trace->wall_at(end.now);
+    // Stages further in report events on the way out, after the row read end.now.
+    for (const auto& e : span.events) span.end = std::max(span.end, e.time);
     outcome_attributes(span, outcome);
     // Without an inner layer nothing counted the attempts; a retry layer lists them, and a
     // breaker or bulkhead that failed fast sent nothing.

@@ -136,10 +136,12 @@ RetryBudget::RetryBudget(BudgetOptions options, const Clock& clock)
 RetryBudget::Bucket& RetryBudget::bucket_for(Clock::time_point now) {
   auto second = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   Bucket& b = buckets_[static_cast<std::size_t>(second) % bucket_count_];
-  if (b.second.load(std::memory_order_acquire) != second) {
+  // Only a newer second resets the bucket: a reading taken a little earlier on another thread
+  // may arrive after the reset, and then counts in the bucket as it is.
+  if (b.second.load(std::memory_order_acquire) < second) {
     // A new second for this bucket: once a second, so a lock is fine here.
     std::lock_guard lock(mutex_);
-    if (b.second.load(std::memory_order_relaxed) != second) {
+    if (b.second.load(std::memory_order_relaxed) < second) {
       b.requests.store(0, std::memory_order_relaxed);
       b.retries.store(0, std::memory_order_relaxed);
       b.second.store(second, std::memory_order_release);
@@ -273,6 +275,7 @@ class RetryLayer final : public http::StageWith<RetryRun> {
       bool timed_out = cut_off_by_attempt_timeout(run, outcome, std::chrono::steady_clock::now());
       auto pause = next_pause(request, run, outcome, client, cancelled, timed_out);
       if (!pause) co_return outcome;
+      if (outcome) outcome->unread_body.reset();  // an opened attempt thrown away: its connection goes now
       auto slept = co_await client.pause(*pause);
       if (!slept) {
         outcome = fail(std::move(slept.error()));  // cancelled
@@ -372,7 +375,8 @@ class RetryLayer final : public http::StageWith<RetryRun> {
   static void begin_attempt(http::Request& request, RetryRun& run, std::chrono::steady_clock::time_point now) {
     run.started = now;
     std::optional<http::Duration> limit;
-    if (run.deadline) limit = std::max<http::Duration>(http::Duration(0), *run.deadline - now);
+    // A deadline already passed is a limit of 1 ns: 0 would mean none to the transport.
+    if (run.deadline) limit = std::max<http::Duration>(http::Duration(1), *run.deadline - now);
     const auto& own = run.policy->attempt_timeout;
     run.attempt_limited = own && (!limit || *own < *limit);
     if (run.attempt_limited) limit = std::chrono::duration_cast<http::Duration>(*own);

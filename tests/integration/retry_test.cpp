@@ -85,6 +85,69 @@ TEST_F(RetryTest, AHungAttemptIsCutOffByItsOwnTimeoutAndRetried) {
   EXPECT_TRUE(r->attempts[1].ok);
 }
 
+// open(): the attempt's own limit ends with its head; the body has the request's deadline (none
+// here), so a stream longer than the limit is read to its end.
+TEST_F(RetryTest, AnOpenedStreamOutlivesTheAttemptTimeout) {
+  RetryPolicy p;
+  p.attempt_timeout = 300ms;
+  auto c = client(p);
+  auto r = http::Request::make("GET", url("/stream/5?interval_ms=150"));  // about 750 ms of body
+  ASSERT_TRUE(r);
+  auto got = testing::run_sync(runtime_, [&]() -> boost::asio::awaitable<Result<std::size_t>> {
+    auto stream = co_await c.open(std::move(*r));
+    if (!stream) co_return fail(stream.error());
+    std::size_t pieces = 0;
+    for (;;) {
+      auto piece = co_await stream->read();
+      if (!piece) co_return fail(piece.error());
+      if (piece->empty()) break;
+      ++pieces;
+    }
+    co_return pieces;
+  }());
+  ASSERT_TRUE(got) << got.error().describe();
+  EXPECT_GE(*got, 5u);
+}
+
+// A layer that sends a copy of an opened request through the client gets that copy's body read:
+// the copy does not inherit open()'s "leave the body unread".
+class CopySender final : public http::Middleware {
+ public:
+  asio::awaitable<Result<http::Response>> send(http::Request& request, http::Next next, http::Client& client) override {
+    if (!sent_) {
+      sent_ = true;
+      auto copy = co_await client.send(request);
+      copy_body = copy ? copy->body : "failed: " + copy.error().describe();
+    }
+    co_return co_await next(request);
+  }
+  std::string copy_body;
+
+ private:
+  bool sent_ = false;
+};
+
+TEST_F(RetryTest, ALayersOwnSendOfAnOpenedRequestReadsItsBody) {
+  auto sender = std::make_shared<CopySender>();
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  o.middleware.push_back(sender);
+  o.middleware.push_back(retry(RetryPolicy{}));
+  http::Client c(o);
+  auto r = http::Request::make("GET", url("/stream/3?interval_ms=10"));
+  ASSERT_TRUE(r);
+  auto streamed = testing::run_sync(runtime_, [&]() -> boost::asio::awaitable<Result<std::string>> {
+    auto stream = co_await c.open(std::move(*r));
+    if (!stream) co_return fail(stream.error());
+    auto all = co_await stream->read_all(1 << 20);
+    if (!all) co_return fail(all.error());
+    co_return stream->response().body;
+  }());
+  ASSERT_TRUE(streamed) << streamed.error().describe();
+  EXPECT_FALSE(streamed->empty());
+  EXPECT_EQ(sender->copy_body, *streamed);
+}
+
 // The request's deadline still bounds everything: an attempt timeout longer than what is left
 // of it does not apply, and the deadline's timeout is not retried.
 TEST_F(RetryTest, TheRequestDeadlineBoundsTheAttemptTimeout) {

@@ -245,6 +245,7 @@ TEST_F(TracingTest, ABreakerOpeningIsAnEventAndAFastFailureSendsNoAttempt) {
   EXPECT_TRUE(logical[0].events.empty());
   ASSERT_EQ(logical[1].events.size(), 1u);
   EXPECT_EQ(logical[1].events[0].name, "breaker.transition");
+  EXPECT_LE(logical[1].events[0].time, logical[1].end);
   const auto& attrs = logical[1].events[0].attributes;
   auto to = std::find_if(attrs.begin(), attrs.end(), [](const auto& kv) { return kv.first == "breaker.to"; });
   ASSERT_NE(to, attrs.end());
@@ -268,6 +269,7 @@ TEST_F(TracingTest, AFallbackAnswerIsAnEventOnTheLogicalSpanWhileTheAttemptShows
   EXPECT_EQ(number(logical[0], "http.response.status_code"), 200);
   ASSERT_EQ(logical[0].events.size(), 1u);
   EXPECT_EQ(logical[0].events[0].name, "fallback");
+  EXPECT_LE(logical[0].events[0].time, logical[0].end);  // reported on the way out, inside the span
   ASSERT_EQ(logical[0].events[0].attributes.size(), 2u);
   EXPECT_EQ(std::get<std::string>(logical[0].events[0].attributes[1].second).rfind("connect: ", 0), 0u);
 }

@@ -131,6 +131,20 @@ TEST(RetryAfter, SecondsAndHttpDates) {
   EXPECT_FALSE(parse_retry_after("99999999999999999999", wall));
 }
 
+// Readings taken a moment earlier on another thread can arrive after a newer one: they count
+// in the current second instead of resetting the bucket back to theirs.
+TEST(RetryBudget, AnOlderReadingDoesNotResetANewerSecond) {
+  ManualClock clock;
+  RetryBudget budget({.ratio = 0.5, .window = 1s, .min_per_second = 0}, clock);  // one bucket
+  auto second = clock.now();
+  for (int i = 0; i < 3; ++i) budget.on_request(second + 1s);
+  budget.on_request(second + 999ms);  // the second before
+  clock.set(second + 1s);
+  EXPECT_TRUE(budget.try_retry());  // half of 4 requests: 2 retries
+  EXPECT_TRUE(budget.try_retry());
+  EXPECT_FALSE(budget.try_retry());
+}
+
 TEST(RetryBudget, AllowsAShareOfRequestsAndAFloorPerSecond) {
   ManualClock clock;
   RetryBudget budget({.ratio = 0.2, .window = 10s, .min_per_second = 1}, clock);

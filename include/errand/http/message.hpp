@@ -63,6 +63,22 @@ class Extensions {
     else more_.emplace_back(tag<T>(), std::move(value));
   }
   template <class T>
+  void erase() noexcept {
+    Entry* entry = find(tag<T>());
+    if (!entry) return;
+    if (entry >= inline_.data() && entry < inline_.data() + inline_used_) {
+      // The last inline entry fills the hole, and the first overflow one the last inline place.
+      *entry = std::move(inline_[--inline_used_]);
+      inline_[inline_used_] = Entry();
+      if (!more_.empty()) {
+        inline_[inline_used_++] = std::move(more_.front());
+        more_.erase(more_.begin());
+      }
+      return;
+    }
+    more_.erase(more_.begin() + (entry - more_.data()));
+  }
+  template <class T>
   T* get() const noexcept {
     const Entry* entry = const_cast<Extensions*>(this)->find(tag<T>());
     return entry ? static_cast<T*>(entry->second.get()) : nullptr;
