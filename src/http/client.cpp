@@ -502,7 +502,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::awaitable<Result<Response>> send_body(RequestHolder request, std::shared_ptr<Impl> keep_alive);
   asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
   // The request into the chain of layers (there is one), from any thread.
-  asio::awaitable<Result<Response>> enter_chain(Request request, Client& client);
+  asio::awaitable<Result<Response>> enter_chain(Request&& request, Client& client);
   // Runs the Stages row[0, count) around `inner` (the rest of the chain) in this one frame.
   // RequestHolder as for send_body: Request at the chain's entry, Request& further in.
   // What open_ref gave, read to the end when that needs no waiting (a failure, or a body that
@@ -1080,7 +1080,7 @@ asio::awaitable<Result<Response>> Next::operator()(Request& request) const {
   return impl->send_ref(request, impl->shared_from_this());
 }
 
-asio::awaitable<Result<Response>> Client::Impl::enter_chain(Request request, Client& client) {
+asio::awaitable<Result<Response>> Client::Impl::enter_chain(Request&& request, Client& client) {
   bool on_worker = runtime->current_worker().has_value();
   if (stages[0]) {  // the chain opens with a row of Stages: it is the entry
     std::size_t end = row_end[0];
