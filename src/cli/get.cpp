@@ -171,36 +171,20 @@ int report_error(const GetOptions& o, const Error& error) {
   return exit_code_for(error.kind());
 }
 
-// The body to write out: streamed piece by piece, or (with retries) already read whole.
-struct BodyPieces {
-  http::ResponseStream* stream = nullptr;
-  const std::string* whole = nullptr;
-  bool given = false;
-  asio::awaitable<Result<std::string_view>> next() {
-    if (stream) co_return co_await stream->read();
-    if (given) co_return std::string_view{};
-    given = true;
-    co_return std::string_view(*whole);
-  }
-};
+asio::awaitable<int> write_out(const GetOptions& o, http::ResponseStream& stream);
 
-asio::awaitable<int> write_out(const GetOptions& o, const http::Response& head, BodyPieces pieces);
-
-// Runs on a runtime worker: the whole exchange, writing the body as it arrives. With a retry
-// policy the response is read whole first (through send(), where the policies are): nothing is
-// written before the last attempt, so a retry never repeats output.
+// Runs on a runtime worker: the whole exchange, writing the body as it arrives. The policies
+// (retries, breaker, spans) act on the response's head, before anything is written: a retry
+// never repeats output. A body that fails half-way is an error, not retried (curl's --retry
+// does not retry it either).
 asio::awaitable<int> run(const GetOptions& o, http::Client& client, http::Request request) {
-  if (!client.options().middleware.empty()) {
-    auto response = co_await client.send(std::move(request));
-    if (!response) co_return report_error(o, response.error());
-    co_return co_await write_out(o, *response, BodyPieces{nullptr, &response->body});
-  }
   auto stream = co_await client.open(std::move(request));
   if (!stream) co_return report_error(o, stream.error());
-  co_return co_await write_out(o, stream->response(), BodyPieces{&*stream, nullptr});
+  co_return co_await write_out(o, *stream);
 }
 
-asio::awaitable<int> write_out(const GetOptions& o, const http::Response& res, BodyPieces pieces) {
+asio::awaitable<int> write_out(const GetOptions& o, http::ResponseStream& stream) {
+  const http::Response& res = stream.response();
   std::FILE* out = stdout;
   bool to_file = !o.output.empty() && o.output != "-";
   if (to_file) {
@@ -225,8 +209,13 @@ asio::awaitable<int> write_out(const GetOptions& o, const http::Response& res, B
   std::uint64_t body_bytes = 0;
   std::string body;
   for (;;) {
-    auto piece = co_await pieces.next();
-    if (!piece) co_return report_error(o, piece.error());
+    auto piece = co_await stream.read();
+    if (!piece) {
+      // The body failed after the layers were done: the head's attempts still tell the story.
+      Error failure = std::move(piece.error());
+      if (failure.attempts().empty() && !res.attempts.empty()) failure.with_attempts(std::vector(res.attempts));
+      co_return report_error(o, failure);
+    }
     if (piece->empty()) break;
     body_bytes += piece->size();
     if (buffer_body) {
