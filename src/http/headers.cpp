@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstring>
+
+#include "core/word_scan.hpp"
 
 namespace errand::http {
 
@@ -25,14 +26,11 @@ bool is_tchar(unsigned char c) noexcept { return tchar_table[c]; }
 // Whether `value` holds CR, LF or NUL. Eight bytes at a time: every header of every request
 // passes here, and a traceparent alone is 55 bytes.
 bool has_line_break_or_nul(std::string_view value) noexcept {
-  constexpr std::uint64_t ones = 0x0101010101010101ull;
-  constexpr std::uint64_t highs = 0x8080808080808080ull;
-  auto has_zero_byte = [](std::uint64_t w) { return ((w - ones) & ~w & highs) != 0; };
+  using namespace word_scan;
   std::size_t i = 0;
   for (; i + 8 <= value.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, value.data() + i, 8);
-    if (has_zero_byte(w) || has_zero_byte(w ^ (ones * '\r')) || has_zero_byte(w ^ (ones * '\n'))) return true;
+    std::uint64_t w = load(value.data() + i);
+    if (bytes_equal(w, '\0') | bytes_equal(w, '\r') | bytes_equal(w, '\n')) return true;
   }
   for (; i < value.size(); ++i) {
     char c = value[i];

@@ -485,9 +485,31 @@ Result<Authority> parse_authority(const Part& part, std::string_view scheme) {
   return out;
 }
 
-std::string bracketed(const Url& url) {
-  if (!url.is_ipv6_literal()) return url.host();
-  return "[" + url.host() + "]";
+// The pieces the URL's text forms share, appended.
+void append_host(std::string& out, const Url& url) {  // an IPv6 literal in brackets
+  bool v6 = url.is_ipv6_literal();
+  if (v6) out += '[';
+  out += url.host();
+  if (v6) out += ']';
+}
+
+void append_port(std::string& out, std::uint16_t port) {  // ":port"
+  char digits[8];
+  out += ':';
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, port).ptr);
+}
+
+void append_host_header(std::string& out, const Url& url) {  // the port only when not the default
+  append_host(out, url);
+  if (url.has_explicit_port() && url.port() != Url::default_port(url.scheme())) append_port(out, url.port());
+}
+
+void append_target(std::string& out, const Url& url) {
+  out += url.path();
+  if (url.has_query()) {
+    out += '?';
+    out += url.query();
+  }
 }
 
 }  // namespace
@@ -582,20 +604,14 @@ Result<Url> Url::resolve(std::string_view reference) const {
 bool Url::is_ip_literal() const noexcept { return is_ipv6_literal() || is_ipv4(host_); }
 
 std::string Url::target() const {
-  std::string out = path_;
-  if (has_query_) {
-    out += '?';
-    out += query_;
-  }
+  std::string out;
+  append_target(out, *this);
   return out;
 }
 
 std::string Url::host_header() const {
-  std::string out = bracketed(*this);
-  if (explicit_port_ && port_ != default_port(scheme_)) {
-    out += ':';
-    out += std::to_string(port_);
-  }
+  std::string out;
+  append_host_header(out, *this);
   return out;
 }
 
@@ -605,23 +621,8 @@ std::string Url::without_credentials() const {
   out.reserve(scheme_.size() + 3 + host_.size() + 2 + 6 + path_.size() + 1 + query_.size());
   out += scheme_;
   out += "://";
-  if (is_ipv6_literal()) {
-    out += '[';
-    out += host_;
-    out += ']';
-  } else {
-    out += host_;
-  }
-  if (explicit_port_ && port_ != default_port(scheme_)) {
-    char digits[8];
-    out += ':';
-    out.append(digits, std::to_chars(digits, digits + sizeof digits, port_).ptr);
-  }
-  out += path_;
-  if (has_query_) {
-    out += '?';
-    out += query_;
-  }
+  append_host_header(out, *this);
+  append_target(out, *this);
   return out;
 }
 
@@ -633,17 +634,11 @@ std::string Url::origin() const {
 
 void Url::origin_into(std::string& out) const {
   // Built once per request as the pool key: one allocation at most, no temporaries.
-  char port[8];
-  auto end = std::to_chars(port, port + sizeof port, port_).ptr;
-  bool v6 = is_ipv6_literal();
   out.clear();
-  out.reserve(scheme_.size() + 3 + host_.size() + 2 + 1 + static_cast<std::size_t>(end - port));
+  out.reserve(scheme_.size() + 3 + host_.size() + 2 + 6);
   out.append(scheme_).append("://");
-  if (v6) out.push_back('[');
-  out.append(host_);
-  if (v6) out.push_back(']');
-  out.push_back(':');
-  out.append(port, end);
+  append_host(out, *this);
+  append_port(out, port_);
 }
 
 std::string Url::to_string() const {
@@ -652,12 +647,9 @@ std::string Url::to_string() const {
     out += userinfo_;
     out += '@';
   }
-  out += bracketed(*this);
-  if (explicit_port_) {
-    out += ':';
-    out += std::to_string(port_);
-  }
-  out += target();
+  append_host(out, *this);
+  if (explicit_port_) append_port(out, port_);
+  append_target(out, *this);
   if (!fragment_.empty()) {
     out += '#';
     out += fragment_;

@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/word_scan.hpp"
+
 namespace errand::observe::json_text {
 
 inline constexpr char hex_digits[] = "0123456789abcdef";
@@ -48,10 +50,8 @@ inline constexpr std::array<bool, 256> plain_byte = [] {
 // Whether all eight bytes of `w` go into a JSON string as they are: none below 0x20, at or
 // above 0x80, '"' or '\\'.
 inline bool plain_word(std::uint64_t w) {
-  constexpr std::uint64_t ones = 0x0101010101010101ull;
-  constexpr std::uint64_t highs = 0x8080808080808080ull;
-  auto zero_bytes = [](std::uint64_t x) { return (x - ones) & ~x; };
-  return ((((w - ones * 0x20) & ~w) | w | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'))) & highs) == 0;
+  using namespace word_scan;
+  return (bytes_below(w, 0x20) | bytes_high(w) | bytes_equal(w, '"') | bytes_equal(w, '\\')) == 0;
 }
 
 // The length of the valid UTF-8 sequence at the start of `s` (1..4), or 0 if it is invalid.
@@ -100,11 +100,6 @@ class Writer {
     std::memcpy(at_, text, N - 1);
     at_ += N - 1;
   }
-  void raw(std::string_view text) {
-    reserve(text.size());
-    std::memcpy(at_, text.data(), text.size());
-    at_ += text.size();
-  }
   void character(char c) {
     reserve(1);
     *at_++ = c;
@@ -122,7 +117,7 @@ class Writer {
       const std::size_t run_start = i;
       std::uint64_t w;
       for (; i + 8 <= n; i += 8) {
-        std::memcpy(&w, p + i, 8);
+        w = word_scan::load(p + i);
         if (!plain_word(w)) break;
         std::memcpy(at_, &w, 8);
         at_ += 8;
@@ -130,7 +125,7 @@ class Writer {
       if (i < n && i + 8 > n && n >= 8 && run_start + 8 <= n) {
         // The tail as the last eight bytes, all in this plain run: the bytes before i are
         // stored again, the same.
-        std::memcpy(&w, p + n - 8, 8);
+        w = word_scan::load(p + n - 8);
         if (plain_word(w)) {
           std::memcpy(at_ - (i - (n - 8)), &w, 8);
           at_ += n - i;
@@ -235,10 +230,8 @@ class Writer {
 };
 
 inline void string(std::string& out, std::string_view s) { Writer(out).string(s); }
-inline void integer(std::string& out, std::int64_t v) { Writer(out).integer(v); }
 inline void quoted_integer(std::string& out, std::int64_t v) { Writer(out).quoted_integer(v); }
 inline void number(std::string& out, double v) { Writer(out).number(v); }
-inline void boolean(std::string& out, bool v) { Writer(out).boolean(v); }
 template <std::size_t N>
 void hex(std::string& out, const std::array<std::uint8_t, N>& bytes) {
   Writer(out).hex(bytes);

@@ -288,16 +288,11 @@ void append_otlp_span_json(std::string& out, const Span& span) {
 std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name) {
   std::string text = otlp_json_head(service_name);
   text.reserve(text.size() + spans.size() * 768 + 16);
-  {
-    Writer out(text);
-    bool first = true;
-    for (const auto& s : spans) {
-      if (!first) out.character(',');
-      first = false;
-      otlp_span_text(out, s);
-    }
-    out.raw(otlp_json_tail());
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    if (i > 0) text += ',';
+    append_otlp_span_json(text, spans[i]);
   }
+  text += otlp_json_tail();
   return text;
 }
 
