@@ -87,7 +87,6 @@ std::shared_ptr<OpenedAsStream> opened_as_stream() {
   static OpenedAsStream marker;
   return std::shared_ptr<OpenedAsStream>(std::shared_ptr<OpenedAsStream>(), &marker);
 }
-bool wants_stream(const Request& request) noexcept { return request.extensions.get<OpenedAsStream>() != nullptr; }
 
 }  // namespace
 
@@ -503,8 +502,6 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::awaitable<Result<Response>> send_layered(Request request, std::shared_ptr<Impl> keep_alive, Client& client);
   // The request into the chain of layers (there is one), from any thread.
   asio::awaitable<Result<Response>> enter_chain(Request&& request, Client& client);
-  // Runs the Stages row[0, count) around `inner` (the rest of the chain) in this one frame.
-  // RequestHolder as for send_body: Request at the chain's entry, Request& further in.
   // What open_ref gave, read to the end when that needs no waiting (a failure, or a body that
   // came with its head: no coroutine at all, unlike read_all_into); nullopt when the caller
   // must co_await (*source)->read_all.
@@ -514,6 +511,16 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     reserve_declared_body(**source, head, options.max_body_bytes);
     return (*source)->read_all_now(head, options.max_body_bytes);
   }
+  // open() through the layers: the transport stops at the head and leaves the body on the
+  // connection, in head.unread_body, for open() to stream. Whether it did.
+  static bool leave_body_unread(const Request& request, Result<std::unique_ptr<ResponseStream::Source>>& source,
+                                Response& head) {
+    if (!source || !request.extensions.get<OpenedAsStream>()) return false;
+    head.unread_body = std::make_shared<UnreadBody>(UnreadBody{std::move(*source)});
+    return true;
+  }
+  // Runs the Stages row[0, count) around `inner` (the rest of the chain) in this one frame.
+  // RequestHolder as for send_body: Request at the chain's entry, Request& further in.
   // `keep_alive` as for open(), at the entry.
   // `state_before` as the member of that name, from the row's first Stage.
   template <class RequestHolder>
@@ -939,8 +946,7 @@ asio::awaitable<Result<Response>> Client::Impl::send_body(RequestHolder request,
   Request* owned = nullptr;
   if constexpr (outermost) owned = &request;
   auto source = co_await open_ref(request, head, std::move(keep_alive), owned);
-  if (!outermost && source && wants_stream(request)) {
-    head.unread_body = std::make_shared<UnreadBody>(UnreadBody{std::move(*source)});
+  if (!outermost && leave_body_unread(request, source, head)) {
     co_await asio::this_coro::throw_if_cancelled(previous);
     co_return std::move(head);
   }
@@ -1009,9 +1015,7 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
       std::shared_ptr<Impl> hold = keep_alive;  // named: no ?: in a co_await expression with GCC 12
       if (!hold) hold = shared_from_this();
       auto source = co_await open_ref(request, head, std::move(hold), nullptr);
-      if (source && wants_stream(request)) {
-        head.unread_body = std::make_shared<UnreadBody>(UnreadBody{std::move(*source)});
-      } else {
+      if (!leave_body_unread(request, source, head)) {
         auto all = body_without_waiting(source, head);
         if (!all) all = co_await (*source)->read_all(head, options.max_body_bytes);
         if (!*all) outcome = fail(std::move(all->error()));
@@ -1081,23 +1085,19 @@ asio::awaitable<Result<Response>> Next::operator()(Request& request) const {
 }
 
 asio::awaitable<Result<Response>> Client::Impl::enter_chain(Request&& request, Client& client) {
-  bool on_worker = runtime->current_worker().has_value();
-  if (stages[0]) {  // the chain opens with a row of Stages: it is the entry
-    std::size_t end = row_end[0];
-    auto entry = run_row<Request>(std::move(request), stages.data(), state_before.data(), end, Next(this, end, &client),
-                                  client, shared_from_this());
-    if (on_worker) return entry;
-    return asio::co_spawn(runtime->context(runtime->next_worker()), std::move(entry), asio::use_awaitable);
-  }
-  if (on_worker) return send_layered(std::move(request), shared_from_this(), client);
-  return asio::co_spawn(runtime->context(runtime->next_worker()), send_layered(std::move(request), shared_from_this(), client),
-                        asio::use_awaitable);
+  // A chain that opens with a row of Stages has that row as its entry.
+  std::size_t end = row_end[0];
+  auto entry = stages[0] ? run_row<Request>(std::move(request), stages.data(), state_before.data(), end,
+                                            Next(this, end, &client), client, shared_from_this())
+                         : send_layered(std::move(request), shared_from_this(), client);
+  if (runtime->current_worker()) return entry;
+  return asio::co_spawn(runtime->context(runtime->next_worker()), std::move(entry), asio::use_awaitable);
 }
 
 asio::awaitable<Result<Response>> Client::send(Request request) {
   if (!impl_->options.middleware.empty()) {
     // A copy of an opened request (a layer sending one of its own): this one's body is read.
-    if (request.extensions.get<OpenedAsStream>()) request.extensions.erase<OpenedAsStream>();
+    request.extensions.erase<OpenedAsStream>();
     return impl_->enter_chain(std::move(request), *this);
   }
   if (!impl_->runtime->current_worker()) {

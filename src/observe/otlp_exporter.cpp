@@ -208,8 +208,6 @@ void OtlpHttpExporter::export_span(const Span& span) {
   impl_->add(text);
 }
 
-void OtlpHttpExporter::export_span(Span&& span) { export_span(static_cast<const Span&>(span)); }
-
 void OtlpHttpExporter::flush() { impl_->flush(std::chrono::seconds(5)); }
 bool OtlpHttpExporter::flush(std::chrono::milliseconds deadline) { return impl_->flush(deadline); }
 void OtlpHttpExporter::shutdown() { impl_->shutdown(std::chrono::seconds(5)); }

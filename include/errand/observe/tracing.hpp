@@ -231,8 +231,9 @@ class OtlpHttpExporter final : public SpanExporter {
   OtlpHttpExporter(const OtlpHttpExporter&) = delete;
   OtlpHttpExporter& operator=(const OtlpHttpExporter&) = delete;
 
-  void export_span(const Span& span) override;  // encode, then lock, append or drop; never waits
-  void export_span(Span&& span) override;       // the same: the span is encoded, not kept
+  // Encodes, then locks and appends or drops; never waits. A span given by move is encoded
+  // the same (SpanExporter's default): it is not kept.
+  void export_span(const Span& span) override;
   // Sends what is queued now and waits until it is sent (or failed), at most 5 s.
   void flush() override;
   bool flush(std::chrono::milliseconds deadline);  // false if the deadline passed first
