@@ -108,17 +108,6 @@ TEST_F(ClientBuilderTest, TracingWrapsThePoliciesWithOneSpanPerRequestAndPerAtte
   EXPECT_TRUE(retry_event);
 }
 
-// What open() through the chain gave: the head, the body as the pieces read() handed out.
-struct Opened {
-  Response head;
-  std::vector<std::string> pieces;
-  std::string body() const {
-    std::string all;
-    for (const auto& p : pieces) all += p;
-    return all;
-  }
-};
-
 TEST_F(ClientBuilderTest, OpenGoesThroughThePoliciesAndTheBodyIsStreamedAfterThem) {
   auto collected = std::make_shared<observe::CollectingExporter>();
   auto tracer = std::make_shared<observe::Tracer>("open-test");
@@ -128,22 +117,9 @@ TEST_F(ClientBuilderTest, OpenGoesThroughThePoliciesAndTheBodyIsStreamedAfterThe
   builder.runtime(runtime_).tracing(tracer).metrics(registry).fallback(static_fallback("static default")).breaker().retry(quick_retries());
   Client c = builder.build();
   auto open = [&](const std::string& path) {
-    return testing::run_sync(runtime_, [&]() -> asio::awaitable<Result<Opened>> {
-      auto r = Request::make("GET", url(path));
-      if (!r) co_return fail(r.error());
-      auto stream = co_await c.open(std::move(*r));
-      if (!stream) co_return fail(stream.error());
-      Opened opened;
-      for (;;) {
-        auto piece = co_await stream->read();
-        if (!piece) co_return fail(piece.error());
-        if (piece->empty()) break;
-        opened.pieces.emplace_back(*piece);
-      }
-      EXPECT_TRUE(stream->finished());
-      opened.head = std::move(stream->response());
-      co_return opened;
-    }());
+    auto r = Request::make("GET", url(path));
+    EXPECT_TRUE(r);
+    return testing::run_sync(runtime_, testing::open_and_read(c, std::move(*r)));
   };
 
   // Retried until a head is accepted; the two 503s' bodies are dropped with their attempts.

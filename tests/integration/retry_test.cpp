@@ -93,20 +93,9 @@ TEST_F(RetryTest, AnOpenedStreamOutlivesTheAttemptTimeout) {
   auto c = client(p);
   auto r = http::Request::make("GET", url("/stream/5?interval_ms=150"));  // about 750 ms of body
   ASSERT_TRUE(r);
-  auto got = testing::run_sync(runtime_, [&]() -> boost::asio::awaitable<Result<std::size_t>> {
-    auto stream = co_await c.open(std::move(*r));
-    if (!stream) co_return fail(stream.error());
-    std::size_t pieces = 0;
-    for (;;) {
-      auto piece = co_await stream->read();
-      if (!piece) co_return fail(piece.error());
-      if (piece->empty()) break;
-      ++pieces;
-    }
-    co_return pieces;
-  }());
+  auto got = testing::run_sync(runtime_, testing::open_and_read(c, std::move(*r)));
   ASSERT_TRUE(got) << got.error().describe();
-  EXPECT_GE(*got, 5u);
+  EXPECT_GE(got->pieces.size(), 5u);
 }
 
 // A layer that sends a copy of an opened request through the client gets that copy's body read:
@@ -136,16 +125,10 @@ TEST_F(RetryTest, ALayersOwnSendOfAnOpenedRequestReadsItsBody) {
   http::Client c(o);
   auto r = http::Request::make("GET", url("/stream/3?interval_ms=10"));
   ASSERT_TRUE(r);
-  auto streamed = testing::run_sync(runtime_, [&]() -> boost::asio::awaitable<Result<std::string>> {
-    auto stream = co_await c.open(std::move(*r));
-    if (!stream) co_return fail(stream.error());
-    auto all = co_await stream->read_all(1 << 20);
-    if (!all) co_return fail(all.error());
-    co_return stream->response().body;
-  }());
+  auto streamed = testing::run_sync(runtime_, testing::open_and_read(c, std::move(*r)));
   ASSERT_TRUE(streamed) << streamed.error().describe();
-  EXPECT_FALSE(streamed->empty());
-  EXPECT_EQ(sender->copy_body, *streamed);
+  EXPECT_FALSE(streamed->body().empty());
+  EXPECT_EQ(sender->copy_body, streamed->body());
 }
 
 // The request's deadline still bounds everything: an attempt timeout longer than what is left
@@ -398,26 +381,15 @@ TEST_F(HedgeTest, AnOpenedRequestIsHedgedAndTheWinnersBodyIsStreamed) {
   auto r = http::Request::make("GET", url("/flaky?fail=1&delay=3000&key=" + testing::unique_key()));
   ASSERT_TRUE(r);
   auto started = Clock::now();
-  auto got = testing::run_sync(runtime_, [&]() -> boost::asio::awaitable<Result<std::pair<http::Response, std::string>>> {
-    auto stream = co_await c.open(std::move(*r));
-    if (!stream) co_return fail(stream.error());
-    std::string body;
-    for (;;) {
-      auto piece = co_await stream->read();
-      if (!piece) co_return fail(piece.error());
-      if (piece->empty()) break;
-      body.append(*piece);
-    }
-    co_return std::pair(std::move(stream->response()), std::move(body));
-  }());
+  auto got = testing::run_sync(runtime_, testing::open_and_read(c, std::move(*r)));
   ASSERT_TRUE(got) << got.error().describe();
   EXPECT_LT(Clock::now() - started, 1s);
-  const auto& [head, body] = *got;
+  const http::Response& head = got->head;
   EXPECT_EQ(head.status, 200);
   ASSERT_EQ(head.attempts.size(), 2u);
   EXPECT_EQ(head.attempts[0].kind, ErrorKind::cancelled);
   EXPECT_TRUE(head.attempts[1].hedge);
-  EXPECT_FALSE(body.empty());
+  EXPECT_FALSE(got->body().empty());
   EXPECT_EQ(counters_->hedges_won.load(), 1u);
 }
 

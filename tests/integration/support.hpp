@@ -2,6 +2,7 @@
 //   Nginx      — an nginx started on free ports (plain and TLS 1.3 with session tickets),
 //                with an access log that records the connection serial of each request.
 //   run_sync   — runs a coroutine on a Runtime worker and waits for its result.
+//   open_and_read — Client::open() and the body read to its end, piece by piece.
 //   TargetSuite — a test fixture with one plain-HTTP target server for the whole suite.
 #pragma once
 
@@ -27,6 +28,7 @@
 
 #include <gtest/gtest.h>
 
+#include <errand/http/client.hpp>
 #include <errand/net/runtime.hpp>
 
 #include "server/target_server.hpp"
@@ -42,6 +44,33 @@ inline std::uint16_t free_port() {
 template <typename T>
 T run_sync(net::Runtime& runtime, boost::asio::awaitable<T> task) {
   return boost::asio::co_spawn(runtime.context(0), std::move(task), boost::asio::use_future).get();
+}
+
+// What Client::open() gave, read to the end: the head (its timings final) and the body as the
+// pieces read() handed out.
+struct Opened {
+  http::Response head;
+  std::vector<std::string> pieces;
+  std::string body() const {
+    std::string all;
+    for (const auto& p : pieces) all += p;
+    return all;
+  }
+};
+
+inline boost::asio::awaitable<Result<Opened>> open_and_read(http::Client& client, http::Request request) {
+  auto stream = co_await client.open(std::move(request));
+  if (!stream) co_return fail(std::move(stream.error()));
+  Opened opened;
+  for (;;) {
+    auto piece = co_await stream->read();
+    if (!piece) co_return fail(std::move(piece.error()));
+    if (piece->empty()) break;
+    opened.pieces.emplace_back(*piece);
+  }
+  EXPECT_TRUE(stream->finished());
+  opened.head = std::move(stream->response());
+  co_return opened;
 }
 
 // A fresh name for a test's own counter, key or host (the target's /flaky and /idempotent
