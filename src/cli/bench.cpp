@@ -31,6 +31,7 @@ struct BenchCommandOptions {
   std::string warmup = "0";
   std::string timeout = "10s";
   std::string backend = "auto";
+  std::string gather = "50us";
   std::string engine = "lean";
   std::vector<std::string> fail_if;
   std::string html;
@@ -47,7 +48,7 @@ int execute(BenchCommandOptions& o) {
   auto& b = o.bench;
   if (b.url.find("://") == std::string::npos) b.url = "http://" + b.url;
   for (auto [text, target, name] : {std::tuple{&o.duration, &b.duration, "-d"}, std::tuple{&o.warmup, &b.warmup, "--warmup"},
-                                    std::tuple{&o.timeout, &b.timeout, "--timeout"}}) {
+                                    std::tuple{&o.timeout, &b.timeout, "--timeout"}, std::tuple{&o.gather, &b.gather, "--gather"}}) {
     auto d = parse_duration(*text);
     if (!d) return report_config(Error::config(std::string(name) + ": " + d.error().message()));
     *target = *d;
@@ -143,6 +144,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--breaker", b.breaker, "client engine: a circuit breaker per origin (default settings)");
   cmd->add_flag("--tls-resume", b.tls_resume, "https: resume TLS sessions on new connections");
   cmd->add_option("--backend", o->backend, "I/O: auto (io_uring, else epoll), io_uring, epoll")->capture_default_str();
+  cmd->add_option("--gather", o->gather,
+                  "io_uring, closed model: a wake-up may wait this long for more responses (0: none)")
+      ->capture_default_str();
   cmd->add_option("--fail-if", o->fail_if, "exit 1 when a condition holds: 'p99>200ms', 'errors>0.1%', 'rps<5000'");
   cmd->add_flag("--json", o->json, "print one JSON object (docs/bench.md)");
   cmd->add_option("--html", o->html, "also write a self-contained HTML report with charts to FILE");

@@ -247,6 +247,7 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   base.duration = o.requests > 0 ? std::chrono::nanoseconds(0) : o.duration;
   base.timeout = o.timeout;
   base.backend = o.backend;
+  base.gather = o.gather;
   if (url->is_https()) {
     auto tls = TlsClient::create(o.insecure, o.ca_file, o.tls_resume);
     if (!tls) return fail(tls.error());

@@ -43,6 +43,7 @@ struct BenchOptions {
   bool breaker = false;
   unsigned pipeline = 1;
   Backend backend = Backend::automatic;
+  std::chrono::nanoseconds gather{std::chrono::microseconds(50)};  // --gather (Plan::gather)
   // --sweep: "c=1,10,50" or "rate=100,200": the run is repeated for each value.
   std::string sweep;
 };

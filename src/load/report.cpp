@@ -61,6 +61,9 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["latency_us"] = latency_json(t.latency);
   if (p.rate > 0) j["corrected_latency_us"] = latency_json(t.corrected_latency);
   j["connect_us"] = latency_json(t.connect_time);
+  if (o.engine == BenchOptions::Engine::lean)
+    j["gather"] = {{"responses", t.gather_responses},
+                   {"max_wait_us", t.gather_responses > 1 ? round3(static_cast<double>(o.gather.count()) / 1e3) : 0.0}};
   if (o.stream) {
     j["stream"] = {{"events", t.events},
                    {"events_per_s", round3(p.elapsed_s > 0 ? static_cast<double>(t.events) / p.elapsed_s : 0.0)},
@@ -124,6 +127,9 @@ std::string mode_text(const BenchResult& r, const RunPoint& p) {
   mode += p.rate > 0 ? fmt::format(", open model at {} req/s", p.rate) : ", closed model";
   if (r.options.engine == BenchOptions::Engine::client) mode += ", errand Client engine";
   else mode += ", " + std::string(to_string(p.tally.backend));
+  if (p.tally.gather_responses > 1)
+    mode += fmt::format(", a wake-up waits up to {} for {} responses", human_duration(static_cast<double>(r.options.gather.count()) / 1e3),
+                        p.tally.gather_responses);
   return mode;
 }
 

@@ -162,6 +162,72 @@ TEST_P(BenchTest, LatencyOfA20msEndpointIsMeasuredAs20To25ms) {
   EXPECT_GE(static_cast<double>(t.latency.min()) / 1e6, 20.0);
 }
 
+// With more than 17 requests in flight an io_uring wake-up waits (up to --gather) for half of
+// the responses, none of the last 16: counts stay exact and a slow server's latency is not
+// stretched by more than the wait.
+TEST_P(BenchTest, GatheringWakeUpsKeepCountsExact) {
+  std::string uri = std::string("/gather-") + std::string(to_string(GetParam()));
+  auto o = options(nginx_->url(uri));
+  o.requests = 3001;
+  o.connections = 40;
+  o.threads = 1;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.gather_responses, GetParam() == Backend::io_uring ? 20u : 1u);
+  EXPECT_EQ(t.requests, 3001u);
+  EXPECT_EQ(t.error_total(), 0u) << t.first_error;
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(nginx_logged(uri).first, 3001u);
+  auto j = to_json(r);
+  EXPECT_EQ(j["gather"]["responses"], t.gather_responses);
+  EXPECT_EQ(j["gather"]["max_wait_us"], GetParam() == Backend::io_uring ? 50.0 : 0.0);
+}
+
+TEST_P(BenchTest, GatheringDoesNotStretchTheLatencyOfASlowServer) {
+  auto o = options(target_->base_url() + "/delay/20");
+  o.connections = 40;
+  o.threads = 1;
+  o.duration = 600ms;
+  auto r = run(o);
+  const Tally& t = r.points.back().tally;
+  EXPECT_EQ(t.gather_responses, GetParam() == Backend::io_uring ? 20u : 1u);
+  EXPECT_GT(t.requests, 400u);
+  EXPECT_EQ(t.error_total(), 0u) << t.first_error;
+  double p50_ms = static_cast<double>(t.latency.percentile(50)) / 1e6;
+  EXPECT_GE(p50_ms, 20.0);
+  EXPECT_LE(p50_ms, 25.0);
+}
+
+TEST_P(BenchTest, GatheringIsOffWhereItWouldSkewTheMeasurement) {
+  auto base = options(nginx_->url("/"));
+  base.requests = 60;
+  base.connections = 40;
+  base.threads = 1;
+  auto gathered = [&](BenchOptions o) { return run(o).points.back().tally.gather_responses; };
+  EXPECT_EQ(gathered(base), GetParam() == Backend::io_uring ? 20u : 1u);
+  auto o = base;
+  o.connections = 17;  // every response leaves fewer than 16 in flight
+  EXPECT_EQ(gathered(o), 1u);
+  o = base;
+  o.connections = 18;
+  EXPECT_EQ(gathered(o), GetParam() == Backend::io_uring ? 2u : 1u);
+  o = base;
+  o.connections = 5;
+  o.pipeline = 8;  // 40 in flight
+  EXPECT_EQ(gathered(o), GetParam() == Backend::io_uring ? 20u : 1u);
+  o = base;
+  o.gather = 0ns;
+  EXPECT_EQ(gathered(o), 1u);
+  o = base;
+  o.close_each = true;
+  EXPECT_EQ(gathered(o), 1u);
+  o = base;
+  o.requests = 0;
+  o.duration = 200ms;
+  o.rate = 400;
+  EXPECT_EQ(gathered(o), 1u);
+}
+
 TEST_P(BenchTest, InjectedFailuresAreCountedUnderTheirKind) {
   struct Case {
     std::string path;
