@@ -182,6 +182,7 @@ struct Conn {
   std::unique_ptr<StreamWatch> watch;  // --stream only
   std::unique_ptr<TlsSession> tls;     // https only
   bool handshaking = false;
+  bool opening = false;  // connecting or in the TLS handshake (Engine::opening_)
   std::uint64_t handshake_started = 0;
   std::unique_ptr<char[]> plain;       // https: decrypted bytes
 };
@@ -269,7 +270,7 @@ class Engine {
       std::uint64_t wake = next_sweep;
       if (!stopping_) wake = std::min(wake, measure_end_);
       if (!due_.empty()) wake = std::min(wake, due_.top().first);
-      unsigned gather = stopping_ ? 1 : gather_count_;
+      unsigned gather = stopping_ || opening_ > 0 ? 1 : gather_count_;
       io_.wait(wake > now ? wake - now : 0, gather, gather_ns_, *this);
     }
     for (std::uint32_t i = 0; i < conns_.size(); ++i)
@@ -286,6 +287,7 @@ class Engine {
       return;
     }
     c.state = Conn::State::open;
+    if (!plan_.tls) set_opening(c, false);
     ++tally_.connections_opened;
     if (c.measured) tally_.connect_time.record(now - c.connect_started);
     if (plan_.tls) {
@@ -517,6 +519,7 @@ class Engine {
     c.served = 0;
     c.failed = false;
     c.state = Conn::State::connecting;
+    set_opening(c, true);
     c.connect_started = now;
     io_.connect(i, c, plan_.endpoint);
   }
@@ -578,6 +581,7 @@ class Engine {
       return;
     }
     c.handshaking = false;
+    set_opening(c, false);
     if (c.measured) {
       bool resumed = c.tls->resumed();
       (resumed ? tally_.tls_resumed : tally_.tls_full) += 1;
@@ -670,10 +674,17 @@ class Engine {
     due_.push({at, i});
   }
 
+  void set_opening(Conn& c, bool opening) {
+    if (c.opening == opening) return;
+    c.opening = opening;
+    opening ? ++opening_ : --opening_;
+  }
+
   void close_socket(std::uint32_t i) {
     Conn& c = conns_[i];
     c.tls.reset();
     c.handshaking = false;
+    set_opening(c, false);
     io_.close(i, c);
     c.fd = -1;
     c.receiving = false;
@@ -720,6 +731,8 @@ class Engine {
   std::uint64_t now_ = 0;  // --stream: the time of the bytes being framed, for StreamWatch
   static constexpr unsigned server_share = 16;  // requests a gathering wait leaves in flight
   unsigned gather_count_ = 1;    // completions a loop turn waits for (Plan::gather)
+  unsigned opening_ = 0;         // connections opening: their connect and handshake times are
+                                 // measured, so no turn gathers meanwhile
   std::uint64_t gather_ns_ = 0;  // but no longer than this
   bool stopping_ = false;
   using Due = std::pair<std::uint64_t, std::uint32_t>;

@@ -61,8 +61,9 @@ struct Plan {
   std::chrono::nanoseconds timeout{std::chrono::seconds(10)};
   std::size_t header_limit = 1 << 20;
   Backend backend = Backend::automatic;
-  // io_uring, closed model, keep-alive, not --stream, more than 17 requests in flight: a loop
-  // turn may wait this long for several responses before it wakes (0: it wakes for the first).
+  // io_uring, closed model, keep-alive, not --stream, more than 17 requests in flight, no
+  // connection opening: a loop turn may wait this long for several responses before it wakes
+  // (0: it wakes for the first).
   // Fewer wake-ups and larger batches of sends cost less CPU per request; a latency sample can
   // include at most this much of the loop's own wait. Engine's constructor has the rule.
   std::chrono::nanoseconds gather{std::chrono::microseconds(50)};
