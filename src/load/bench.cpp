@@ -196,6 +196,10 @@ Result<BenchResult> run_bench(const BenchOptions& o, const Progress& progress) {
   if (o.pipeline > 1 && o.rate > 0) return fail(Error::config("--pipeline works with the closed model only (no --rate)"));
   if (o.requests == 0 && o.duration.count() <= 0) return fail(Error::config("give a duration (-d) or a number of requests (-n)"));
   if (o.rate < 0) return fail(Error::config("--rate must be positive"));
+  // The loop's own timers (timeouts, the end of the run) tick every millisecond at the finest;
+  // a longer gathering wait could never be used. A bare number would be seconds.
+  if (o.gather.count() < 0 || o.gather >= std::chrono::milliseconds(1))
+    return fail(Error::config("--gather must be under 1ms, with a unit (e.g. 50us; 0 turns it off)"));
 
   BenchResult result;
   result.options = o;

@@ -78,6 +78,8 @@ void Tally::merge(const Tally& o) {
   measured = std::max(measured, o.measured);
   if (backend == Backend::automatic) backend = o.backend;
   gather_responses = std::max(gather_responses, o.gather_responses);
+  gather_waits += o.gather_waits;
+  gather_empty_waits += o.gather_empty_waits;
 }
 
 std::uint64_t Tally::error_total() const noexcept {
@@ -223,18 +225,6 @@ class Engine {
     }
     batch_bytes_ = plan.request;
     for (unsigned i = 1; i < plan.pipeline; ++i) batch_bytes_ += plan.request;
-    // A wake-up waits for half of the responses in flight, but holds back none of the last 16:
-    // the server keeps at least 16 requests to work on meanwhile, so it is not left idle by
-    // the wait and a lightly loaded server (few connections) is measured one response at a
-    // time. The open model's sends are due at set times, --stream measures the gaps between
-    // events, and --close spends its time in handshakes, where waiting saves nothing: there a
-    // wake-up never waits for others.
-    if (Io::gathers && plan.rate == 0 && !plan.stream && !plan.close_each && plan.gather.count() > 0) {
-      unsigned in_flight = plan.connections * plan.pipeline;
-      if (in_flight > server_share + 1) gather_count_ = std::min({in_flight / 2, in_flight - server_share, 256u});
-      gather_ns_ = static_cast<std::uint64_t>(plan.gather.count());
-    }
-    tally_.gather_responses = gather_count_;
   }
 
   Tally& tally() { return tally_; }
@@ -242,6 +232,7 @@ class Engine {
   std::vector<Conn>& conns() { return conns_; }
 
   void begin() {
+    plan_gathering();
     std::uint64_t now = now_ns();
     for (std::uint32_t i = 0; i < conns_.size(); ++i) {
       if (plan_.rate > 0) {
@@ -426,6 +417,24 @@ class Engine {
   std::uint64_t sweep_period() const {
     auto t = static_cast<std::uint64_t>(plan_.timeout.count()) / 10;
     return std::clamp<std::uint64_t>(t, 1'000'000, 100'000'000);
+  }
+
+  // A wake-up waits for the receives of half of the connections, but never for so many that
+  // fewer than 16 requests are left with the server: it keeps working meanwhile, so the wait
+  // does not leave it idle, and a lightly loaded server (few connections) is measured one
+  // response at a time. A connection completes about once per batch (its multishot receive),
+  // whatever --pipeline is, so the count is of connections. The open model's sends are due at
+  // set times, --stream measures the gaps between events, and --close spends its time in
+  // handshakes, where waiting saves nothing: there a wake-up never waits for others. Needs the
+  // I/O to be initialised (Io::can_gather).
+  void plan_gathering() {
+    if (!io_.can_gather() || plan_.rate > 0 || plan_.stream || plan_.close_each || plan_.gather.count() <= 0) return;
+    unsigned conns = plan_.connections;
+    unsigned reserve = (server_share + plan_.pipeline - 1) / plan_.pipeline;  // their requests stay with the server
+    if (conns <= reserve + 1) return;
+    gather_count_ = std::min({conns / 2, conns - reserve, 256u});
+    gather_ns_ = static_cast<std::uint64_t>(plan_.gather.count());
+    tally_.gather_responses = gather_count_;
   }
 
   std::size_t busy() const {
@@ -745,7 +754,6 @@ class Engine {
 class UringIo {
  public:
   static constexpr int socket_flags = 0;
-  static constexpr bool gathers = true;  // see wait()
 
   UringIo() = default;
   UringIo(const UringIo&) = delete;
@@ -773,6 +781,7 @@ class UringIo {
     }
     if (rc < 0) return rc;
     ready_ = true;
+    deferred_task_run_ = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
     if (!(params.features & IORING_FEAT_EXT_ARG)) return -ENOTSUP;  // timed waits need it
     io_uring_register_ring_fd(&ring_);  // optional: saves a descriptor lookup per io_uring_enter
     if (multishot) setup_buffer_ring(connections);
@@ -810,6 +819,10 @@ class UringIo {
     io_uring_sqe_set_data64(s, 0);
   }
 
+  // Without DEFER_TASKRUN (kernels before 6.1) each completion's task work wakes the loop
+  // anyway: a gathering wait would add its delay and save nothing.
+  bool can_gather() const { return deferred_task_run_; }
+
   // Submits the turn's operations and sleeps until `gather` completions are there, but no longer
   // than `gather_ns`; then, or when a gathering wait came back with none (a slow server: no
   // point waking every gather_ns), until one is there or `timeout_ns` passes. With
@@ -837,6 +850,10 @@ class UringIo {
     }
     io_uring_cq_advance(&ring_, seen);
     gathered_none_ = gathering && seen == 0;
+    if (gathering) {
+      ++engine.tally().gather_waits;
+      engine.tally().gather_empty_waits += gathered_none_;
+    }
     // Dispatch after advancing: handlers post new SQEs and may need the space.
     for (const Completion& done : pending_) {
       Unpacked u = unpack(done.data);
@@ -926,6 +943,7 @@ class UringIo {
   std::unique_ptr<char[]> buffers_;
   std::vector<Completion> pending_;
   bool gathered_none_ = false;  // the last gathering wait timed out with no completion
+  bool deferred_task_run_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -933,7 +951,6 @@ class UringIo {
 class EpollIo {
  public:
   static constexpr int socket_flags = SOCK_NONBLOCK;
-  static constexpr bool gathers = false;  // epoll_wait returns as soon as one socket is ready
 
   EpollIo() = default;
   EpollIo(const EpollIo&) = delete;
@@ -963,6 +980,8 @@ class EpollIo {
   }
   void receive(std::uint32_t, Conn&, std::size_t) {}  // EPOLLIN stays registered
   void close(std::uint32_t, Conn& c) { ::close(c.fd); }
+
+  bool can_gather() const { return false; }  // epoll_wait returns as soon as one socket is ready
 
   template <class E>
   void wait(std::uint64_t timeout_ns, unsigned /*gather*/, std::uint64_t /*gather_ns*/, E& engine) {

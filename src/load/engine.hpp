@@ -61,9 +61,9 @@ struct Plan {
   std::chrono::nanoseconds timeout{std::chrono::seconds(10)};
   std::size_t header_limit = 1 << 20;
   Backend backend = Backend::automatic;
-  // io_uring, closed model, keep-alive, not --stream, more than 17 requests in flight, no
-  // connection opening: a loop turn may wait this long for several responses before it wakes
-  // (0: it wakes for the first).
+  // io_uring (kernel 6.1+), closed model, keep-alive, not --stream, enough connections, none
+  // of them opening: a loop turn may wait this long for several responses before it wakes
+  // (0: it wakes for the first). Under 1 ms.
   // Fewer wake-ups and larger batches of sends cost less CPU per request; a latency sample can
   // include at most this much of the loop's own wait. Engine's constructor has the rule.
   std::chrono::nanoseconds gather{std::chrono::microseconds(50)};
@@ -109,6 +109,9 @@ struct Tally {
   std::chrono::nanoseconds measured{0};   // measurement start to the last measured response
   Backend backend = Backend::automatic;
   unsigned gather_responses = 1;  // what an io_uring wake-up waited for (Plan::gather); 1: any
+                                  // (merged: the largest of the threads)
+  std::uint64_t gather_waits = 0;        // waits that asked for several completions
+  std::uint64_t gather_empty_waits = 0;  // of those, how many ended with none (a slow server)
 
   // A measured response completed, or response bytes arrived, `since` the measurement began:
   // the per-second series and the measured span.

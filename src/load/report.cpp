@@ -63,7 +63,9 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["connect_us"] = latency_json(t.connect_time);
   if (o.engine == BenchOptions::Engine::lean)
     j["gather"] = {{"responses", t.gather_responses},
-                   {"max_wait_us", t.gather_responses > 1 ? round3(static_cast<double>(o.gather.count()) / 1e3) : 0.0}};
+                   {"max_wait_us", t.gather_responses > 1 ? round3(static_cast<double>(o.gather.count()) / 1e3) : 0.0},
+                   {"waits", t.gather_waits},
+                   {"empty_waits", t.gather_empty_waits}};
   if (o.stream) {
     j["stream"] = {{"events", t.events},
                    {"events_per_s", round3(p.elapsed_s > 0 ? static_cast<double>(t.events) / p.elapsed_s : 0.0)},
