@@ -62,10 +62,10 @@ struct Plan {
   std::size_t header_limit = 1 << 20;
   Backend backend = Backend::automatic;
   // io_uring (kernel 6.1+), closed model, keep-alive, not --stream, enough connections, none
-  // of them opening: a loop turn may wait this long for several responses before it wakes
-  // (0: it wakes for the first). Under 1 ms.
-  // Fewer wake-ups and larger batches of sends cost less CPU per request; a latency sample can
-  // include at most this much of the loop's own wait. Engine's constructor has the rule.
+  // of them opening: a loop turn may wait this long, under 1 ms, for several responses before
+  // it wakes (0: it wakes for the first). Fewer wake-ups and larger batches of sends cost less
+  // CPU per request; a latency sample can include at most this much of the loop's own wait.
+  // Engine::plan_gathering has the rule.
   std::chrono::nanoseconds gather{std::chrono::microseconds(50)};
   // For live progress: this thread's responses and failures so far, stored (not added) by the
   // engine so the hot path takes no lock and no read-modify-write. Optional.

@@ -35,6 +35,9 @@ double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
+// The longest a wake-up waited for other responses (--gather), in microseconds.
+double gather_us(const BenchOptions& o) { return static_cast<double>(o.gather.count()) / 1e3; }
+
 nlohmann::ordered_json latency_json(const Histogram& h) {
   nlohmann::ordered_json j;
   j["count"] = h.count();
@@ -63,7 +66,7 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["connect_us"] = latency_json(t.connect_time);
   if (o.engine == BenchOptions::Engine::lean)
     j["gather"] = {{"responses", t.gather_responses},
-                   {"max_wait_us", t.gather_responses > 1 ? round3(static_cast<double>(o.gather.count()) / 1e3) : 0.0},
+                   {"max_wait_us", t.gather_responses > 1 ? round3(gather_us(o)) : 0.0},
                    {"waits", t.gather_waits},
                    {"empty_waits", t.gather_empty_waits}};
   if (o.stream) {
@@ -130,8 +133,7 @@ std::string mode_text(const BenchResult& r, const RunPoint& p) {
   if (r.options.engine == BenchOptions::Engine::client) mode += ", errand Client engine";
   else mode += ", " + std::string(to_string(p.tally.backend));
   if (p.tally.gather_responses > 1)
-    mode += fmt::format(", a wake-up waits up to {} for {} responses", human_duration(static_cast<double>(r.options.gather.count()) / 1e3),
-                        p.tally.gather_responses);
+    mode += fmt::format(", a wake-up waits up to {} for {} responses", human_duration(gather_us(r.options)), p.tally.gather_responses);
   return mode;
 }
 
