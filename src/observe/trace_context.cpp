@@ -98,15 +98,19 @@ SpanId random_span_id() { return random_nonzero<8>(); }
 
 bool SpanContext::valid() const noexcept { return !all_zero(trace_id) && !all_zero(span_id); }
 
-std::string SpanContext::traceparent() const {
-  // Set on every request by the tracing layers: written into a buffer, then one allocation.
-  char text[55];
+void SpanContext::write_traceparent(std::array<char, traceparent_size>& out) const {
+  char* text = out.data();
   std::memcpy(text, "00-", 3);
   json_text::put_hex(text + 3, trace_id);
   text[35] = '-';
   json_text::put_hex(text + 36, span_id);
   std::memcpy(text + 52, sampled ? "-01" : "-00", 3);
-  return std::string(text, sizeof text);
+}
+
+std::string SpanContext::traceparent() const {
+  std::array<char, traceparent_size> text;
+  write_traceparent(text);
+  return std::string(text.data(), text.size());
 }
 
 SpanContext SpanContext::new_root() {

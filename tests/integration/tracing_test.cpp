@@ -210,6 +210,31 @@ TEST_F(TracingTest, AFlakyEndpointGivesOneLogicalSpanThreeAttemptSpansAndTwoRetr
   EXPECT_LE(l.events[0].time, attempts[1].start);
 }
 
+// Without the outer layer each attempt is a child of the caller's span: an attempt's own
+// traceparent goes only on the wire (Request::traceparent), so the next attempt does not take
+// it for the caller's.
+TEST_F(TracingTest, WithOnlyTheInnerLayerEveryAttemptIsAChildOfTheCallersSpan) {
+  auto tracer = std::make_shared<Tracer>();
+  tracer->add_exporter(collected_);
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  o.middleware.push_back(resilience::retry(quick_retries()));
+  o.middleware.push_back(tracing(tracer).inner);
+  http::Client c(o);
+  http::Headers h;
+  h.add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  auto r = send(c, url("/flaky?fail=2&key=" + testing::unique_key()), h);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  auto attempts = spans(SpanKind::client);
+  ASSERT_EQ(attempts.size(), 3u);
+  for (const auto& a : attempts) {
+    EXPECT_EQ(to_hex(a.context.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+    ASSERT_TRUE(a.parent_span_id);
+    EXPECT_EQ(to_hex(*a.parent_span_id), "00f067aa0ba902b7");
+  }
+}
+
 TEST_F(TracingTest, ARefusedConnectionEndsBothSpansInErrorWithTypeConnect) {
   auto c = client({}, /*with_retry=*/false);
   auto r = send(c, "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");

@@ -120,6 +120,30 @@ TEST(SerializeHeadTest, UserHeadersFollowHostInTheirOrderAndSpelling) {
   EXPECT_EQ(ls[5], "X-Multi: second");
 }
 
+TEST(SerializeHeadTest, RequestTraceparentReplacesEveryTraceparentHeaderOfTheCaller) {
+  auto req = make("GET", "http://example.com/");
+  req.headers.add("TraceParent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  req.headers.add("X-A", "1");
+  req.headers.add("traceparent", "00-11111111111111111111111111111111-2222222222222222-01");
+  std::string_view ours = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+  req.traceparent.emplace();
+  ours.copy(req.traceparent->data(), req.traceparent->size());
+  auto ls = lines(serialize_head(req, std::nullopt, kDefaults));
+  EXPECT_EQ(count_lines_starting(ls, "traceparent:"), 1u);
+  EXPECT_THAT(ls, ::testing::Contains("traceparent: " + std::string(ours)));
+  EXPECT_THAT(ls, ::testing::Contains("X-A: 1"));
+  // The caller's headers are left as they were: the next attempt gets a traceparent of its own.
+  EXPECT_EQ(req.headers.get_all("traceparent").size(), 2u);
+}
+
+TEST(SerializeHeadTest, WithoutRequestTraceparentTheCallersHeaderGoesAsItIs) {
+  auto req = make("GET", "http://example.com/");
+  req.headers.add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  auto ls = lines(serialize_head(req, std::nullopt, kDefaults));
+  EXPECT_THAT(ls, ::testing::Contains("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+  EXPECT_EQ(count_lines_starting(ls, "traceparent:"), 1u);
+}
+
 TEST(SerializeHeadTest, DefaultsAreAddedOnlyWhenTheUserSetNone) {
   auto req = make("GET", "http://example.com/");
   req.headers.add("user-agent", "mine/1.0");

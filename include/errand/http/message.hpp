@@ -113,6 +113,12 @@ struct Request {
   bool allow_https_to_http = false;  // follow redirects that downgrade to plain http
   std::optional<bool> decompress;    // overrides ClientOptions::decompress
   Extensions extensions;             // layers' per-request state (tracing, ...)
+  // The W3C trace context of this attempt ("00-<trace id>-<span id>-<flags>"), set by the
+  // tracing layers (errand/observe/tracing.hpp). The transport sends it as the `traceparent`
+  // header in place of any in `headers`, which keep what the caller gave. Not a field of
+  // `headers`: it changes on every attempt of every traced request, and a field would cost
+  // two allocations and a validation each time.
+  std::optional<std::array<char, 55>> traceparent;
 
   // Parses the URL and checks the method; errors are of kind config.
   static Result<Request> make(std::string_view method, std::string_view url);

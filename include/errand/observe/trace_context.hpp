@@ -33,6 +33,8 @@ struct SpanContext {
 
   bool valid() const noexcept;
   std::string traceparent() const;  // "00-<trace>-<span>-<flags>"
+  static constexpr std::size_t traceparent_size = 55;
+  void write_traceparent(std::array<char, traceparent_size>& out) const;  // the same, with no allocation
 
   static SpanContext new_root();                         // a new trace id and span id
   static SpanContext child_of(const SpanContext& parent);  // the parent's trace, a new span id

@@ -47,7 +47,9 @@ std::string serialize_head(const Request& request, std::optional<std::uint64_t> 
                            const HeadDefaults& defaults) {
   std::string out;
   std::string target = request.url.target();
-  out.reserve(64 + target.size() + request.headers.size() * 48);
+  // Room for the usual head in one allocation: the request line, Host, the defaults (some
+  // 100 bytes), the caller's fields and the traceparent line.
+  out.reserve(128 + target.size() + request.headers.size() * 48 + (request.traceparent ? 72 : 0));
   out.append(request.method);
   out.push_back(' ');
   out.append(target);
@@ -57,11 +59,14 @@ std::string serialize_head(const Request& request, std::optional<std::uint64_t> 
   bool has_ua = false, has_accept = false, has_ae = false;
   for (const auto& field : request.headers) {
     if (transport_owned(field.name)) continue;
+    if (request.traceparent && iequals(field.name, "traceparent")) continue;  // replaced below
     has_ua |= iequals(field.name, "user-agent");
     has_accept |= iequals(field.name, "accept");
     has_ae |= iequals(field.name, "accept-encoding");
     append_field(out, field.name, field.value);
   }
+  if (request.traceparent)
+    append_field(out, "traceparent", std::string_view(request.traceparent->data(), request.traceparent->size()));
   if (!has_ua && !defaults.user_agent.empty()) append_field(out, "User-Agent", defaults.user_agent);
   if (!has_accept) append_field(out, "Accept", "*/*");
   if (!has_ae && !defaults.accept_encoding.empty()) append_field(out, "Accept-Encoding", defaults.accept_encoding);
