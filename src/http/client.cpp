@@ -530,9 +530,12 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // Sends `request` (owned by the caller's frame, which outlives the call), following
   // redirects, and fills `head` in place; returns where the body is to be read from.
   // `owned`: the same request when the caller gives it up (its URL becomes the final one).
+  // `url_later`: without a redirect, head.url is left empty for the caller to fill in (a row
+  // of Stages does when the response leaves it, saving a copy of the URL per attempt).
   asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> open_ref(const Request& request, Response& head,
                                                                             std::shared_ptr<Impl> keep_alive,
-                                                                            Request* owned = nullptr);
+                                                                            Request* owned = nullptr,
+                                                                            bool url_later = false);
 
   // `head` is a redirect to `location` (a view into head.headers): drains a small body from
   // `source` so that its connection can be reused, and points `request` at the next hop.
@@ -705,7 +708,7 @@ asio::awaitable<Result<ResponseStream>> Client::Impl::open(Request request, std:
 }
 
 asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::open_ref(
-    const Request& original, Response& head, std::shared_ptr<Impl> keep_alive, Request* owned) {
+    const Request& original, Response& head, std::shared_ptr<Impl> keep_alive, Request* owned, bool url_later) {
   // Redirects change the request: the hops after the first go out from a copy, on the heap
   // so that this frame stays small enough for Asio's recycling allocator.
   const Request* hop_request = &original;
@@ -764,7 +767,7 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream::Source>>> Client::Impl::o
     }
     if (redirected) head.url = std::move(redirected->url);  // the final URL
     else if (owned) head.url = std::move(owned->url);
-    else head.url = original.url;
+    else if (!url_later) head.url = original.url;
     co_return std::move(source);
   }
 }
@@ -1014,7 +1017,7 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
       Response& head = *outcome;
       std::shared_ptr<Impl> hold = keep_alive;  // named: no ?: in a co_await expression with GCC 12
       if (!hold) hold = shared_from_this();
-      auto source = co_await open_ref(request, head, std::move(hold), nullptr);
+      auto source = co_await open_ref(request, head, std::move(hold), nullptr, true);
       if (!leave_body_unread(request, source, head)) {
         auto all = body_without_waiting(source, head);
         if (!all) all = co_await (*source)->read_all(head, options.max_body_bytes);
@@ -1049,6 +1052,12 @@ asio::awaitable<Result<Response>> Client::Impl::run_row(RequestHolder request, S
       begun.pop();
     }
     if (!repeat) break;
+  }
+  // The transport left the URL to this row (url_later); the outermost row gives the request's
+  // up, as the request ends here.
+  if (outcome && outcome->url.host().empty()) {
+    if constexpr (outermost) outcome->url = std::move(request.url);
+    else outcome->url = request.url;
   }
   co_return std::move(outcome);
 }

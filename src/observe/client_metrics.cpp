@@ -116,7 +116,9 @@ class MetricsLayer final : public http::StageWith<MetricsState> {
       else requests_.with({method_label, "", kind_label}).inc();
     }
     cached(attempts_by_method_[method], attempts_, {method_label}).inc(tries);
-    cached(retries_by_method_[method], retries_, {method_label}).inc(tries > 1 ? tries - 1 : 0);
+    // The child exists from the first request on (exposed as 0); only retries move it.
+    Counter& retries = cached(retries_by_method_[method], retries_, {method_label});
+    if (tries > 1) retries.inc(tries - 1);
     duration_.observe(seconds);
   }
 

@@ -116,7 +116,13 @@ void append_sample(std::string& out, std::string_view name, std::string_view suf
 
 void Counter::inc(double amount) {
   if (!(amount >= 0)) throw std::invalid_argument("a counter cannot be decreased");
-  value_.fetch_add(amount, std::memory_order_relaxed);
+  // Exact in a double up to 2^53, so the sum of the two parts stays exact as long as a
+  // double-only counter would.
+  if (amount <= 9007199254740992.0 && amount == static_cast<double>(static_cast<std::uint64_t>(amount))) {
+    whole_.fetch_add(static_cast<std::uint64_t>(amount), std::memory_order_relaxed);
+    return;
+  }
+  fraction_.fetch_add(amount, std::memory_order_relaxed);
 }
 
 Histogram::Histogram(std::shared_ptr<const std::vector<double>> bounds)

@@ -148,9 +148,9 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
         admitted = call.slot->breaker.admit(now);
         if (admitted) ++call.slot->in_flight;
       }
-      moved = call.slot->breaker.take_transitions();
+      if (call.slot->breaker.has_transitions()) moved = call.slot->breaker.take_transitions();
     }
-    report(request.extensions, *call.origin, moved);
+    if (!moved.empty()) report(request.extensions, *call.origin, moved);
     if (over_limit) {
       outcome = fail(Error(ErrorKind::overloaded, "more than " + std::to_string(options_.max_concurrent) +
                                                       " requests in flight to " + *call.origin));
@@ -178,9 +178,9 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
       } else {
         call.slot->breaker.release_probe();  // a cancelled probe proves nothing; let another go
       }
-      moved = call.slot->breaker.take_transitions();
+      if (call.slot->breaker.has_transitions()) moved = call.slot->breaker.take_transitions();
     }
-    report(request.extensions, *call.origin, moved);
+    if (!moved.empty()) report(request.extensions, *call.origin, moved);
     return std::nullopt;
   }
 

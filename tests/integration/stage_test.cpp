@@ -193,6 +193,30 @@ TEST_F(StageTest, AStageOutsideTheChainRunsAsARowOfOne) {
   EXPECT_EQ(Counted::live.load(), 0);
 }
 
+// The transport leaves Response::url to the row (no copy per attempt): whatever the shape of
+// the chain, the response leaves it with the request's URL, or the last hop's after redirects.
+TEST_F(StageTest, TheResponseLeavesTheChainWithItsFinalUrl) {
+  auto plain = send({recorder("a"), recorder("b")}, "/status/200?x=1");
+  ASSERT_TRUE(plain) << plain.error().describe();
+  EXPECT_EQ(plain->url.to_string(), url("/status/200?x=1"));
+
+  auto around = send({recorder("a"), std::make_shared<Around>(log_), recorder("b")}, "/status/204");
+  ASSERT_TRUE(around) << around.error().describe();
+  EXPECT_EQ(around->url.to_string(), url("/status/204"));
+
+  auto repeated = recorder("r");
+  repeated->repeat_on = 503;
+  repeated->repeat_after = 1ms;
+  auto again = send({repeated, recorder("b")}, "/status/503");
+  ASSERT_TRUE(again) << again.error().describe();
+  EXPECT_EQ(again->url.to_string(), url("/status/503"));
+
+  auto redirected = send({recorder("a"), recorder("b")}, "/redirect/2");
+  ASSERT_TRUE(redirected) << redirected.error().describe();
+  EXPECT_EQ(redirected->redirects, 2);
+  EXPECT_EQ(redirected->url.path(), "/ok");
+}
+
 TEST_F(StageTest, AFailureReachesEveryStageAsAValue) {
   auto r = send({recorder("a"), recorder("b")}, "/reset");
   ASSERT_FALSE(r);

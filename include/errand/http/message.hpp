@@ -153,7 +153,9 @@ struct Response {
   int version = 11;  // 10 or 11
   Headers headers;
   std::string body;  // decoded (see Content-Encoding); empty for streamed responses
-  Url url;           // the final URL, after redirects
+  // The final URL, after redirects. A Stage (middleware.hpp) sees it empty on the way out
+  // unless a redirect was followed: the Client sets it as the response leaves the Stages.
+  Url url;
   int redirects = 0;
   Timings timings;
   bool reused = false;       // the connection had served a request before

@@ -152,7 +152,8 @@ class Stage : public Middleware {
   virtual Begin begin(Request& request, void* state, Result<Response>& outcome, Client& client,
                       BeginContext context) = 0;
   // Returns a pause after which the layers further in run again (then again() is called),
-  // or nullopt when this stage is done with the request.
+  // or nullopt when this stage is done with the request. `outcome->url` is still empty here
+  // unless a redirect was followed (Response::url): the request's URL is the response's.
   virtual std::optional<Duration> end(Request& request, void* state, Result<Response>& outcome, Client& client,
                                       EndContext context) = 0;
   virtual void again(Request& request, void* state, BeginContext context) = 0;

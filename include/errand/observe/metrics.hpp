@@ -46,10 +46,15 @@ namespace errand::observe {
 class Counter {
  public:
   void inc(double amount = 1);  // amount < 0 or NaN: std::invalid_argument
-  double value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  double value() const noexcept {
+    return static_cast<double>(whole_.load(std::memory_order_relaxed)) + fraction_.load(std::memory_order_relaxed);
+  }
 
  private:
-  std::atomic<double> value_{0};
+  // Whole amounts (nearly every increment) add to an integer: one atomic add, where a double
+  // takes a compare-and-swap loop. Counters are bumped several times per request.
+  std::atomic<std::uint64_t> whole_{0};
+  std::atomic<double> fraction_{0};
 };
 
 // Goes up and down: connections open, a state as a number.

@@ -80,6 +80,7 @@ class CircuitBreaker {
   std::chrono::nanoseconds current_open_for() const noexcept { return open_for_; }
   // Transitions since the last call (for reporting them outside a lock).
   std::vector<std::pair<BreakerState, BreakerState>> take_transitions();
+  bool has_transitions() const noexcept { return !transitions_.empty(); }
 
  private:
   struct Call {
