@@ -138,6 +138,15 @@ class Writer {
     *at_++ = '"';
   }
 
+  // A string known to need no escaping (an attribute name checked when it was made).
+  void plain_string(std::string_view s) {
+    reserve(s.size() + 2);
+    *at_++ = '"';
+    std::memcpy(at_, s.data(), s.size());
+    at_ += s.size();
+    *at_++ = '"';
+  }
+
   void integer(std::int64_t v) {
     reserve(24);
     at_ = std::to_chars(at_, at_ + 24, v).ptr;

@@ -198,7 +198,8 @@ void otlp_attributes_text(Writer& out, const Attributes& attributes) {
     if (!first) out.character(',');
     first = false;
     out.literal("{\"key\":");
-    out.string(key);
+    if (key.plain()) out.plain_string(key.view());
+    else out.string(key);
     out.literal(",\"value\":");
     otlp_value_text(out, value);
     out.character('}');
@@ -305,7 +306,8 @@ void plain_attributes_text(Writer& out, const Attributes& attributes) {
   for (const auto& [key, value] : attributes) {
     if (!first) out.character(',');
     first = false;
-    out.string(key);
+    if (key.plain()) out.plain_string(key.view());
+    else out.string(key);
     out.character(':');
     std::visit(
         [&out](const auto& v) {

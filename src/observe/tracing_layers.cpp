@@ -74,29 +74,30 @@ void peer_attributes(Span& span, std::string_view remote) {
   if (remote.empty() || colon == std::string_view::npos) return;
   std::string_view host = remote.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  span.set(key_peer_address, std::string(host));
+  span.add(key_peer_address, std::string(host));
   std::int64_t port = 0;
   for (char c : remote.substr(colon + 1)) {
     if (c < '0' || c > '9') return;
     port = port * 10 + (c - '0');
   }
-  span.set(key_peer_port, port);
+  span.add(key_peer_port, port);
 }
 
 // The OpenTelemetry HTTP client rules: an error is a failure to get a response, or a status of
 // 400 or more (error.type is then the status code).
+// Spans get these once, at their end, so they are added with no search for an earlier value.
 void outcome_attributes(Span& span, const Result<http::Response>& outcome) {
   if (outcome) {
-    span.set(key_status_code, std::int64_t{outcome->status});
+    span.add(key_status_code, std::int64_t{outcome->status});
     if (outcome->status >= 400) {
-      span.set(key_error_type, std::to_string(outcome->status));
+      span.add(key_error_type, std::to_string(outcome->status));
       span.status = SpanStatus::error;
     }
     return;
   }
   const Error& e = outcome.error();
-  span.set(key_error_type, std::string(to_string(e.kind())));
-  if (e.phase() != Phase::none) span.set(key_error_phase, std::string(to_string(e.phase())));
+  span.add(key_error_type, std::string(to_string(e.kind())));
+  if (e.phase() != Phase::none) span.add(key_error_phase, std::string(to_string(e.phase())));
   span.set_error(e.message());
 }
 
@@ -193,9 +194,9 @@ class OuterLayer final : public http::StageWith<LogicalSpan> {
     // breaker or bulkhead that failed fast sent nothing.
     int attempts = state.trace->attempts();
     if (attempts == 0) attempts = static_cast<int>(attempts_sent(outcome));
-    span.set(key_attempts, std::int64_t{attempts});
+    span.add(key_attempts, std::int64_t{attempts});
     if (outcome && outcome->fallback) {
-      span.set(key_fallback_source, outcome->fallback->source);
+      span.add(key_fallback_source, outcome->fallback->source);
       bool told = std::any_of(span.events.begin(), span.events.end(), [](const SpanEvent& e) { return e.name == "fallback"; });
       if (!told)
         span.add_event("fallback",

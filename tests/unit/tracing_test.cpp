@@ -135,6 +135,32 @@ TEST(Tracing, EventsBeyondTheLimitAreCountedNotKept) {
   EXPECT_EQ(span["droppedEventsCount"], 5);
 }
 
+// A literal name made of letters, digits, '.', '_' and '-' is written without an escaping
+// pass; any other name, literal or not, is escaped as every string is.
+TEST(Tracing, OnlyPlainLiteralAttributeNamesSkipEscapingAndEveryNameEncodesRight) {
+  EXPECT_TRUE(AttributeName::literal("http.request.method").plain());
+  EXPECT_TRUE(AttributeName::literal("errand_attempt-2").plain());
+  EXPECT_FALSE(AttributeName::literal("say \"hi\"").plain());
+  EXPECT_FALSE(AttributeName::literal("caf\xc3\xa9").plain());
+  EXPECT_FALSE(AttributeName::literal("").plain());
+  EXPECT_FALSE(AttributeName(std::string("http.request.method")).plain());
+
+  Span s;
+  s.name = "GET";
+  s.context = context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  s.add(AttributeName::literal("server.address"), std::string("h"));
+  s.add(AttributeName::literal("say \"hi\"\n"), std::int64_t{1});
+  s.add(std::string("tab\there"), true);
+  json span = json::parse(encode_otlp_json({s}, "errand"))["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+  EXPECT_EQ(span["attributes"][0]["key"], "server.address");
+  EXPECT_EQ(span["attributes"][1]["key"], "say \"hi\"\n");
+  EXPECT_EQ(span["attributes"][2]["key"], "tab\there");
+  json line = json::parse(encode_json_line(s, "errand"));
+  EXPECT_EQ(line["attributes"]["server.address"], "h");
+  EXPECT_EQ(line["attributes"]["say \"hi\"\n"], 1);
+  EXPECT_EQ(line["attributes"]["tab\there"], true);
+}
+
 TEST(Tracing, AJsonLineIsOneFlatObject) {
   json line = json::parse(encode_json_line(full_span(), "checkout"));
   EXPECT_EQ(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");

@@ -71,6 +71,11 @@ class AttributeName {
     AttributeName n;
     n.literal_ = name.data();
     n.literal_size_ = name.size();
+    n.plain_ = !name.empty();
+    for (char c : name) {
+      bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      if (!letter && !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-') n.plain_ = false;
+    }
     return n;
   }
   AttributeName(std::string name) : owned_(std::move(name)) {}
@@ -81,6 +86,9 @@ class AttributeName {
     return literal_ ? std::string_view(literal_, literal_size_) : std::string_view(owned_);
   }
   operator std::string_view() const noexcept { return view(); }
+  // A literal made only of ASCII letters, digits, '.', '_' and '-' (checked once, when made):
+  // an encoder may write it as it is, with nothing to escape. Every OpenTelemetry name is.
+  bool plain() const noexcept { return plain_; }
   friend bool operator==(const AttributeName& a, std::string_view b) noexcept { return a.view() == b; }
 
  private:
@@ -88,6 +96,7 @@ class AttributeName {
   std::string owned_;
   const char* literal_ = nullptr;
   std::size_t literal_size_ = 0;
+  bool plain_ = false;
 };
 
 using EventAttributes = std::vector<std::pair<AttributeName, EventValue>>;
