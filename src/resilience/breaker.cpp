@@ -119,7 +119,11 @@ namespace {
 struct Origin {
   explicit Origin(const BreakerOptions& o) : breaker(o) {}
   CircuitBreaker breaker;
-  std::size_t in_flight = 0;
+  std::size_t in_flight = 0;  // the calls counted for the bulkhead
+  // Whether the breaker is closed, written under the layer's lock after each change: a call to
+  // a closed breaker without a bulkhead is admitted without the lock. One that reads `true`
+  // just as another thread opens the breaker goes out, like a call admitted a moment earlier.
+  std::atomic<bool> closed{true};
 };
 
 // One call through the breaker, from admission to its record.
@@ -127,6 +131,7 @@ struct BreakerCall {
   Origin* slot = nullptr;
   const std::string* origin = nullptr;  // the map's key: stable
   Clock::time_point started;
+  bool counted = false;  // in slot->in_flight
 };
 
 class BreakerLayer final : public http::StageWith<BreakerCall> {
@@ -135,10 +140,14 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
 
   Begin before(http::Request& request, BreakerCall& call, Result<http::Response>& outcome, http::Client&,
                BeginContext context) override {
+    auto now = time_on(clock_, context.now);  // for admission and the call's start
+    if (options_.max_concurrent == 0 && last_origin(request.url, call) && call.slot->closed.load(std::memory_order_acquire)) {
+      call.started = now;
+      return Begin::proceed;
+    }
     bool admitted = false;
     bool over_limit = false;
     std::vector<std::pair<BreakerState, BreakerState>> moved;
-    auto now = time_on(clock_, context.now);  // for admission and the call's start
     {
       std::lock_guard lock(mutex_);
       find_origin(request.url, call);
@@ -146,8 +155,12 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
         over_limit = true;
       } else {
         admitted = call.slot->breaker.admit(now);
-        if (admitted) ++call.slot->in_flight;
+        if (admitted && options_.max_concurrent > 0) {
+          ++call.slot->in_flight;
+          call.counted = true;
+        }
       }
+      publish(*call.slot);
       if (call.slot->breaker.has_transitions()) moved = call.slot->breaker.take_transitions();
     }
     if (!moved.empty()) report(request.extensions, *call.origin, moved);
@@ -170,7 +183,7 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
     std::vector<std::pair<BreakerState, BreakerState>> moved;
     {
       std::lock_guard lock(mutex_);
-      --call.slot->in_flight;
+      if (call.counted) --call.slot->in_flight;
       bool cancelled = !outcome && outcome.error().kind() == ErrorKind::cancelled;
       if (!cancelled) {
         bool slow = options_.slow_call && now - call.started > *options_.slow_call;
@@ -178,6 +191,7 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
       } else {
         call.slot->breaker.release_probe();  // a cancelled probe proves nothing; let another go
       }
+      publish(*call.slot);
       if (call.slot->breaker.has_transitions()) moved = call.slot->breaker.take_transitions();
     }
     if (!moved.empty()) report(request.extensions, *call.origin, moved);
@@ -195,9 +209,29 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
     const std::string* origin = nullptr;
   };
 
+  static void publish(Origin& slot) {
+    slot.closed.store(slot.breaker.state() == BreakerState::closed, std::memory_order_release);
+  }
+
+  static LastOrigin& last_origin_of_thread() {
+    thread_local LastOrigin last;
+    return last;
+  }
+
+  // The thread's last origin, when `url` is of it (no lock: the entry is the thread's own, and
+  // origins are never erased).
+  bool last_origin(const http::Url& url, BreakerCall& call) const {
+    const LastOrigin& last = last_origin_of_thread();
+    if (last.layer != serial_ || last.port != url.port() || last.host != url.host() || last.scheme != url.scheme())
+      return false;
+    call.slot = last.slot;
+    call.origin = last.origin;
+    return true;
+  }
+
   // Called under mutex_. Origins are never erased, so a cached entry stays valid.
   void find_origin(const http::Url& url, BreakerCall& call) {
-    thread_local LastOrigin last;
+    LastOrigin& last = last_origin_of_thread();
     if (last.layer != serial_ || last.port != url.port() || last.host != url.host() || last.scheme != url.scheme()) {
       thread_local std::string key;  // no allocation once the origin is known
       url.origin_into(key);
