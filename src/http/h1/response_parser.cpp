@@ -1,5 +1,7 @@
 #include "http/h1/response_parser.hpp"
 
+#include <string_view>
+
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -7,6 +9,32 @@ namespace errand::http::h1 {
 
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+
+namespace {
+
+// A comma-separated list whose elements, trimmed of spaces and tabs, are empty or tokens.
+bool plain_token_list(std::string_view list) {
+  static constexpr std::string_view token_specials = "!#$%&'*+-.^_`|~";
+  bool in_element = false;  // a token has ended only at OWS or a comma
+  bool after_space = false;
+  for (char c : list) {
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (alnum || token_specials.find(c) != std::string_view::npos) {
+      if (in_element && after_space) return false;  // "chun ked"
+      in_element = true;
+      after_space = false;
+    } else if (c == ' ' || c == '\t') {
+      after_space = true;
+    } else if (c == ',') {
+      in_element = after_space = false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   ResponseHead head;
@@ -34,10 +62,19 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
     head.version = version;
   }
 
-  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value, beast::error_code&) override {
+  void on_field_impl(bhttp::field field, beast::string_view name, beast::string_view value,
+                     beast::error_code& ec) override {
     // Beast reports chunked trailer fields here too; they must not pose as header fields
     // (RFC 9110 §6.5.1), and nothing uses them yet: drop them.
     if (is_header_done()) return;
+    // Beast reads a Transfer-Encoding list only up to a coding with parameters or anything else
+    // that is not a token: "gzip;x=1, chunked" is not chunked to it, though RFC 9112 says it is.
+    // Such a field is refused (as the load generator's framer refuses it), so that no two
+    // readers frame the body differently.
+    if (field == bhttp::field::transfer_encoding && !plain_token_list(std::string_view(value.data(), value.size()))) {
+      ec = bhttp::error::bad_transfer_encoding;
+      return;
+    }
     head.headers.add(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
   }
 
