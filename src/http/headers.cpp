@@ -5,23 +5,13 @@
 #include <cstdint>
 
 #include "core/word_scan.hpp"
+#include "http/token.hpp"
 
 namespace errand::http {
 
 namespace {
 
 char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-// RFC 9110 tchar, as a table: every request's header names go through it.
-constexpr std::array<bool, 256> tchar_table = [] {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 32] = true;
-  for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
-  return t;
-}();
-
-bool is_tchar(unsigned char c) noexcept { return tchar_table[c]; }
 
 // Whether `value` holds CR, LF or NUL. Eight bytes at a time: every header of every request
 // passes here, and a traceparent alone is 55 bytes.
@@ -37,12 +27,6 @@ bool has_line_break_or_nul(std::string_view value) noexcept {
     if (c == '\r' || c == '\n' || c == '\0') return true;
   }
   return false;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -101,7 +85,7 @@ bool Headers::has_token(std::string_view name, std::string_view token) const {
     std::string_view rest = f.value;
     while (!rest.empty()) {
       auto comma = rest.find(',');
-      auto item = trim(rest.substr(0, comma));
+      auto item = trim_ows(rest.substr(0, comma));
       if (iequals(item, token)) return true;
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
@@ -140,7 +124,7 @@ Result<HeaderField> parse_header_line(std::string_view line) {
   auto colon = line.find(':');
   if (colon == std::string_view::npos)
     return fail(Error::config("header \"" + std::string(line.substr(0, 64)) + "\" has no ':' (expected \"Name: value\")"));
-  HeaderField field{std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1)))};
+  HeaderField field{std::string(trim_ows(line.substr(0, colon))), std::string(trim_ows(line.substr(colon + 1)))};
   if (auto ok = validate_field(field.name, field.value); !ok) return fail(ok.error());
   return field;
 }

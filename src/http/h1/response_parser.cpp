@@ -5,6 +5,8 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "http/token.hpp"
+
 namespace errand::http::h1 {
 
 namespace beast = boost::beast;
@@ -14,24 +16,13 @@ namespace {
 
 // A comma-separated list whose elements, trimmed of spaces and tabs, are empty or tokens.
 bool plain_token_list(std::string_view list) {
-  static constexpr std::string_view token_specials = "!#$%&'*+-.^_`|~";
-  bool in_element = false;  // a token has ended only at OWS or a comma
-  bool after_space = false;
-  for (char c : list) {
-    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (alnum || token_specials.find(c) != std::string_view::npos) {
-      if (in_element && after_space) return false;  // "chun ked"
-      in_element = true;
-      after_space = false;
-    } else if (c == ' ' || c == '\t') {
-      after_space = true;
-    } else if (c == ',') {
-      in_element = after_space = false;
-    } else {
-      return false;
-    }
+  for (;;) {
+    std::size_t comma = list.find(',');
+    std::string_view element = trim_ows(list.substr(0, comma));
+    if (!element.empty() && !is_token(element)) return false;
+    if (comma == std::string_view::npos) return true;
+    list.remove_prefix(comma + 1);
   }
-  return true;
 }
 
 }  // namespace

@@ -1,25 +1,10 @@
 #include "http/h1/serialize.hpp"
 
-#include <cctype>
+#include "http/token.hpp"
 
 namespace errand::http::h1 {
 
 namespace {
-
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (std::isalnum(c)) continue;
-    switch (c) {
-      case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-      case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        continue;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
 
 bool transport_owned(std::string_view name) {
   return iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "host");
