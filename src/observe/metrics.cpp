@@ -126,10 +126,7 @@ void Counter::inc(double amount) {
 }
 
 Histogram::Histogram(std::shared_ptr<const std::vector<double>> bounds)
-    : bounds_(std::move(bounds)),
-      bound_values_(bounds_->data()),
-      bound_count_(bounds_->size()),
-      counts_(new std::atomic<std::uint64_t>[bounds_->size() + 1]) {
+    : bounds_(std::move(bounds)), counts_(new std::atomic<std::uint64_t>[bounds_->size() + 1]) {
   for (std::size_t i = 0; i <= bounds_->size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
 }
 
@@ -137,8 +134,9 @@ void Histogram::observe(double value) noexcept {
   // From the lowest bound up: latencies land in the first buckets, found in one or two
   // predictable comparisons where a binary search takes four that mispredict. NaN compares
   // false with every bound and lands in +Inf, as in the Go client.
+  const std::vector<double>& bounds = *bounds_;
   std::size_t at = 0;
-  while (at < bound_count_ && !(value <= bound_values_[at])) ++at;
+  while (at < bounds.size() && !(value <= bounds[at])) ++at;
   counts_[at].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(value, std::memory_order_relaxed);
 }

@@ -231,16 +231,14 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
 
   // Called under mutex_. Origins are never erased, so a cached entry stays valid.
   void find_origin(const http::Url& url, BreakerCall& call) {
-    LastOrigin& last = last_origin_of_thread();
-    if (last.layer != serial_ || last.port != url.port() || last.host != url.host() || last.scheme != url.scheme()) {
-      thread_local std::string key;  // no allocation once the origin is known
-      url.origin_into(key);
-      auto it = origins_.find(key);
-      if (it == origins_.end()) it = origins_.try_emplace(key, options_).first;
-      last = LastOrigin{serial_, url.scheme(), url.host(), url.port(), &it->second, &it->first};
-    }
-    call.slot = last.slot;
-    call.origin = last.origin;
+    if (last_origin(url, call)) return;
+    thread_local std::string key;  // no allocation once the origin is known
+    url.origin_into(key);
+    auto it = origins_.find(key);
+    if (it == origins_.end()) it = origins_.try_emplace(key, options_).first;
+    last_origin_of_thread() = LastOrigin{serial_, url.scheme(), url.host(), url.port(), &it->second, &it->first};
+    call.slot = &it->second;
+    call.origin = &it->first;
   }
 
   void report(const http::Extensions& extensions, const std::string& origin,

@@ -83,8 +83,6 @@ class Histogram {
 
  private:
   std::shared_ptr<const std::vector<double>> bounds_;
-  const double* bound_values_;  // bounds_'s, for observe()
-  std::size_t bound_count_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;  // per bucket, not cumulative; +Inf last
   std::atomic<double> sum_{0};
 };
