@@ -163,7 +163,7 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
       publish(*call.slot);
       if (call.slot->breaker.has_transitions()) moved = call.slot->breaker.take_transitions();
     }
-    if (!moved.empty()) report(request.extensions, *call.origin, moved);
+    report(request.extensions, *call.origin, moved);
     if (over_limit) {
       outcome = fail(Error(ErrorKind::overloaded, "more than " + std::to_string(options_.max_concurrent) +
                                                       " requests in flight to " + *call.origin));
@@ -194,7 +194,7 @@ class BreakerLayer final : public http::StageWith<BreakerCall> {
       publish(*call.slot);
       if (call.slot->breaker.has_transitions()) moved = call.slot->breaker.take_transitions();
     }
-    if (!moved.empty()) report(request.extensions, *call.origin, moved);
+    report(request.extensions, *call.origin, moved);
     return std::nullopt;
   }
 
