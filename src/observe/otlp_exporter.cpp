@@ -22,6 +22,8 @@
 #include <errand/http/client.hpp>
 #include <errand/net/runtime.hpp>
 
+#include "observe/otlp_encoding.hpp"
+
 namespace errand::observe {
 
 namespace asio = boost::asio;
@@ -197,9 +199,15 @@ OtlpHttpExporter::~OtlpHttpExporter() { impl_->shutdown(std::chrono::millisecond
 
 void OtlpHttpExporter::export_span(const Span& span) {
   // Encoded before the lock, into the thread's own buffer: the lock is held for a copy only.
-  thread_local std::string text;
-  text.clear();
-  append_otlp_span_json(text, span);
+  // Its size is its room, kept from span to span (growing a string zeroes what it adds); an
+  // outsized span gets room of its own, so that a thread does not keep it.
+  constexpr std::size_t kept_room = 64 * 1024;
+  thread_local std::string room;
+  std::string outsized;
+  std::size_t bound = otlp_span_bound(span);
+  std::string& into = bound <= kept_room ? room : outsized;
+  if (into.size() < bound) into.resize(&into == &room ? std::max(bound, kept_room / 8) : bound);
+  std::string_view text(into.data(), static_cast<std::size_t>(put_otlp_span(into.data(), span) - into.data()));
   std::lock_guard lock(impl_->mutex);
   if (impl_->stopped || impl_->queued >= impl_->options.max_queue) {
     ++impl_->dropped;

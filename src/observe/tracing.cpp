@@ -4,6 +4,7 @@
 #include <errand/observe/tracing.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,7 @@
 
 
 #include "observe/json_writer.hpp"
+#include "observe/otlp_encoding.hpp"
 
 #include <errand/core/duration.hpp>
 
@@ -85,8 +87,6 @@ void Span::set(AttributeName key, AttributeValue value) {
   }
   attributes.emplace_back(std::move(key), std::move(value));
 }
-
-void Span::add(AttributeName key, AttributeValue value) { attributes.emplace_back(std::move(key), std::move(value)); }
 
 const AttributeValue* Span::attribute(std::string_view key) const {
   for (const auto& [k, v] : attributes)
@@ -169,103 +169,130 @@ namespace {
 
 using json_text::Writer;
 
-void otlp_value_text(Writer& out, const AttributeValue& value) {
-  std::visit(
-      [&out](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::string>) {
-          out.literal("{\"stringValue\":");
-          out.string(v);
-        } else if constexpr (std::is_same_v<T, std::int64_t>) {
-          out.literal("{\"intValue\":");
-          out.quoted_integer(v);
-        } else if constexpr (std::is_same_v<T, double>) {
-          out.literal("{\"doubleValue\":");
-          out.number(v);
-        } else {
-          out.literal("{\"boolValue\":");
-          out.boolean(v);
-        }
-        out.character('}');
-      },
-      value);
+// The OTLP text of a span is bounded first and then written with no checks (json_writer.hpp).
+// Each bound counts its piece's literals generously: a piece is some tens of bytes.
+std::size_t otlp_value_bound(const AttributeValue& value) {
+  constexpr std::size_t wrapper = 24;  // {"doubleValue":...}
+  if (const auto* text = std::get_if<std::string>(&value)) return wrapper + json_text::string_bound(text->size());
+  return wrapper + json_text::number_bound;
 }
 
-void otlp_attributes_text(Writer& out, const Attributes& attributes) {
-  out.character('[');
-  bool first = true;
-  for (const auto& [key, value] : attributes) {
-    if (!first) out.character(',');
-    first = false;
-    out.literal("{\"key\":");
-    if (key.plain()) out.plain_string(key.view());
-    else out.string(key);
-    out.literal(",\"value\":");
-    otlp_value_text(out, value);
-    out.character('}');
+std::size_t otlp_attributes_bound(const Attributes& attributes) {
+  std::size_t n = 2;
+  for (const auto& [key, value] : attributes)
+    n += 24 + json_text::string_bound(key.view().size()) + otlp_value_bound(value);  // {"key":,"value":},
+  return n;
+}
+
+char* put_otlp_value(char* at, const AttributeValue& value) {
+  using namespace json_text;
+  switch (value.index()) {
+    case 0:
+      at = put_literal(at, "{\"stringValue\":");
+      at = put_string(at, *std::get_if<0>(&value));
+      break;
+    case 1:
+      at = put_literal(at, "{\"intValue\":");
+      at = put_quoted_integer(at, *std::get_if<1>(&value));
+      break;
+    case 2:
+      at = put_literal(at, "{\"doubleValue\":");
+      at = put_number(at, *std::get_if<2>(&value));
+      break;
+    default:
+      at = put_literal(at, "{\"boolValue\":");
+      at = put_boolean(at, *std::get_if<3>(&value));
+      break;
   }
-  out.character(']');
+  *at++ = '}';
+  return at;
+}
+
+char* put_otlp_attributes(char* at, const Attributes& attributes) {
+  using namespace json_text;
+  *at++ = '[';
+  for (const auto& [key, value] : attributes) {
+    at = put_literal(at, "{\"key\":");
+    at = key.plain() ? put_plain_string(at, key.view()) : put_string(at, key.view());
+    at = put_literal(at, ",\"value\":");
+    at = put_otlp_value(at, value);
+    at = put_literal(at, "},");
+  }
+  if (!attributes.empty()) --at;  // the last ','
+  *at++ = ']';
+  return at;
 }
 
 std::int64_t nanos_since_epoch(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-void otlp_span_text(Writer& out, const Span& s) {
-  out.literal("{\"traceId\":\"");
-  out.hex(s.context.trace_id);
-  out.literal("\",\"spanId\":\"");
-  out.hex(s.context.span_id);
-  out.character('"');
-  if (!s.context.tracestate.empty()) {
-    out.literal(",\"traceState\":");
-    out.string(s.context.tracestate);
-  }
-  if (s.parent_span_id) {
-    out.literal(",\"parentSpanId\":\"");
-    out.hex(*s.parent_span_id);
-    out.character('"');
-  }
-  out.literal(",\"name\":");
-  out.string(s.name);
-  if (s.kind == SpanKind::client) out.literal(",\"kind\":3");  // SPAN_KIND_CLIENT
-  else out.literal(",\"kind\":1");                             // SPAN_KIND_INTERNAL
-  out.literal(",\"startTimeUnixNano\":");
-  out.quoted_integer(nanos_since_epoch(s.start));
-  out.literal(",\"endTimeUnixNano\":");
-  out.quoted_integer(nanos_since_epoch(s.end));
-  out.literal(",\"attributes\":");
-  otlp_attributes_text(out, s.attributes);
-  out.literal(",\"events\":[");
-  bool first = true;
-  for (const auto& e : s.events) {
-    if (!first) out.character(',');
-    first = false;
-    out.literal("{\"timeUnixNano\":");
-    out.quoted_integer(nanos_since_epoch(e.time));
-    out.literal(",\"name\":");
-    out.string(e.name);
-    out.literal(",\"attributes\":");
-    otlp_attributes_text(out, e.attributes);
-    out.character('}');
-  }
-  out.character(']');
-  if (s.dropped_events) {
-    out.literal(",\"droppedEventsCount\":");
-    out.integer(s.dropped_events);
-  }
-  out.literal(",\"status\":{");
-  if (s.status == SpanStatus::ok) out.literal("\"code\":1");  // STATUS_CODE_OK
-  if (s.status == SpanStatus::error) {
-    out.literal("\"code\":2");  // STATUS_CODE_ERROR
-    if (!s.status_message.empty()) {
-      out.literal(",\"message\":");
-      out.string(s.status_message);
-    }
-  }
-  out.literal("}}");
+}  // namespace
+
+std::size_t otlp_span_bound(const Span& s) {
+  using json_text::string_bound;
+  // The fixed text (some 250 bytes with the ids and times) and the three ids, generously.
+  std::size_t n = 512 + string_bound(s.context.tracestate.size()) + string_bound(s.name.size()) +
+                  string_bound(s.status_message.size()) + otlp_attributes_bound(s.attributes);
+  for (const auto& e : s.events) n += 80 + string_bound(e.name.size()) + otlp_attributes_bound(e.attributes);
+  return n;
 }
 
+char* put_otlp_span(char* at, const Span& s) {
+  using namespace json_text;
+  at = put_literal(at, "{\"traceId\":\"");
+  at = put_hex(at, s.context.trace_id);
+  at = put_literal(at, "\",\"spanId\":\"");
+  at = put_hex(at, s.context.span_id);
+  *at++ = '"';
+  if (!s.context.tracestate.empty()) {
+    at = put_literal(at, ",\"traceState\":");
+    at = put_string(at, s.context.tracestate);
+  }
+  if (s.parent_span_id) {
+    at = put_literal(at, ",\"parentSpanId\":\"");
+    at = put_hex(at, *s.parent_span_id);
+    *at++ = '"';
+  }
+  at = put_literal(at, ",\"name\":");
+  at = put_string(at, s.name);
+  if (s.kind == SpanKind::client) at = put_literal(at, ",\"kind\":3");  // SPAN_KIND_CLIENT
+  else at = put_literal(at, ",\"kind\":1");                             // SPAN_KIND_INTERNAL
+  at = put_literal(at, ",\"startTimeUnixNano\":");
+  at = put_quoted_integer(at, nanos_since_epoch(s.start));
+  at = put_literal(at, ",\"endTimeUnixNano\":");
+  at = put_quoted_integer(at, nanos_since_epoch(s.end));
+  at = put_literal(at, ",\"attributes\":");
+  at = put_otlp_attributes(at, s.attributes);
+  at = put_literal(at, ",\"events\":[");
+  for (const auto& e : s.events) {
+    at = put_literal(at, "{\"timeUnixNano\":");
+    at = put_quoted_integer(at, nanos_since_epoch(e.time));
+    at = put_literal(at, ",\"name\":");
+    at = put_string(at, e.name);
+    at = put_literal(at, ",\"attributes\":");
+    at = put_otlp_attributes(at, e.attributes);
+    at = put_literal(at, "},");
+  }
+  if (!s.events.empty()) --at;  // the last ','
+  *at++ = ']';
+  if (s.dropped_events) {
+    at = put_literal(at, ",\"droppedEventsCount\":");
+    at = put_integer(at, s.dropped_events);
+  }
+  at = put_literal(at, ",\"status\":{");
+  if (s.status == SpanStatus::ok) at = put_literal(at, "\"code\":1");  // STATUS_CODE_OK
+  if (s.status == SpanStatus::error) {
+    at = put_literal(at, "\"code\":2");  // STATUS_CODE_ERROR
+    if (!s.status_message.empty()) {
+      at = put_literal(at, ",\"message\":");
+      at = put_string(at, s.status_message);
+    }
+  }
+  return put_literal(at, "}}");
+}
+
+namespace {
 }  // namespace
 
 std::string otlp_json_head(std::string_view service_name) {
@@ -282,8 +309,12 @@ std::string otlp_json_head(std::string_view service_name) {
 std::string_view otlp_json_tail() { return "]}]}]}"; }
 
 void append_otlp_span_json(std::string& out, const Span& span) {
-  Writer writer(out);
-  otlp_span_text(writer, span);
+  std::size_t used = out.size();
+  std::size_t bound = otlp_span_bound(span);
+  out.resize(used + bound);
+  char* end = put_otlp_span(out.data() + used, span);
+  assert(static_cast<std::size_t>(end - out.data()) <= used + bound);
+  out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
 std::string encode_otlp_json(const std::vector<Span>& spans, std::string_view service_name) {

@@ -1,6 +1,10 @@
 #include "observe/json_writer.hpp"
 
 #include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 namespace errand::observe {
@@ -54,6 +58,41 @@ TEST(JsonText, EscapesAtEveryPositionOfAWordAndTheTail) {
         EXPECT_EQ(json_quoted(in), expected) << "at " << at << " of " << length;
       }
     }
+  }
+}
+
+// Ids are written eight bytes at a time (SSE2 where there is one): every byte value, in every
+// lane, must come out as its two lower-case digits.
+TEST(JsonText, HexWritesEveryByteInEveryLane) {
+  for (int value = 0; value < 256; ++value) {
+    for (std::size_t lane = 0; lane < 16; ++lane) {
+      std::array<std::uint8_t, 16> id{};
+      for (std::size_t i = 0; i < id.size(); ++i) id[i] = static_cast<std::uint8_t>(i * 37 + 11);
+      id[lane] = static_cast<std::uint8_t>(value);
+      std::string expected;
+      for (std::uint8_t b : id) {
+        char two[3];
+        std::snprintf(two, sizeof two, "%02x", b);
+        expected += two;
+      }
+      std::string out;
+      json_text::hex(out, id);
+      ASSERT_EQ(out, expected) << "byte " << value << " in lane " << lane;
+    }
+  }
+}
+
+// Short texts are copied in overlapping 16-, 8- and 4-byte moves: every length must come out
+// whole, with nothing written past it.
+TEST(JsonText, ByteCopiesOfEveryLengthAreExact) {
+  std::string source;
+  for (int i = 0; i < 80; ++i) source += static_cast<char>('A' + i % 26);
+  for (std::size_t n = 0; n <= source.size(); ++n) {
+    std::string room(source.size() + 8, '.');
+    char* end = json_text::put_bytes(room.data(), source.data(), n);
+    ASSERT_EQ(static_cast<std::size_t>(end - room.data()), n);
+    EXPECT_EQ(room.substr(0, n), source.substr(0, n)) << n;
+    EXPECT_EQ(room.substr(n), std::string(room.size() - n, '.')) << n;
   }
 }
 

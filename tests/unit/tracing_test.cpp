@@ -2,6 +2,8 @@
 // tree, bounds (events, status message, collected spans), sampling and the OTLP URL rule.
 #include <errand/observe/tracing.hpp>
 
+#include "observe/otlp_encoding.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -159,6 +162,75 @@ TEST(Tracing, OnlyPlainLiteralAttributeNamesSkipEscapingAndEveryNameEncodesRight
   EXPECT_EQ(line["attributes"]["server.address"], "h");
   EXPECT_EQ(line["attributes"]["say \"hi\"\n"], 1);
   EXPECT_EQ(line["attributes"]["tab\there"], true);
+}
+
+// The exporter writes a span's OTLP text into room of otlp_span_bound(span) with no check per
+// piece: a span whose every text needs the longest escape (six bytes per byte), with values
+// of every type at their longest, must stay inside it and still parse.
+TEST(Tracing, TheOtlpTextOfTheWorstSpanStaysWithinItsBound) {
+  const std::string worst(40, '\x01');  // each becomes \u0001
+  Span s;
+  s.name = worst;
+  s.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  s.context.tracestate = worst;
+  s.parent_span_id = s.context.span_id;
+  s.start = at(std::numeric_limits<std::int64_t>::min());
+  s.end = at(std::numeric_limits<std::int64_t>::max());
+  s.set_error(std::string(Span::max_status_message, '\x01'));
+  s.dropped_events = std::numeric_limits<std::uint32_t>::max();
+  auto fill = [&](Attributes& attributes) {
+    attributes.emplace_back(worst, worst);
+    attributes.emplace_back(worst, std::numeric_limits<std::int64_t>::min());
+    attributes.emplace_back(worst, -std::numeric_limits<double>::max());
+    attributes.emplace_back(worst, -std::numeric_limits<double>::denorm_min());
+    attributes.emplace_back(worst, std::numeric_limits<double>::quiet_NaN());
+    attributes.emplace_back(worst, -std::numeric_limits<double>::infinity());
+    attributes.emplace_back(worst, false);
+    attributes.emplace_back(AttributeName::literal(""), std::string());
+  };
+  fill(s.attributes);
+  for (int i = 0; i < 3; ++i) {
+    Attributes event_attributes;
+    fill(event_attributes);
+    s.add_event(worst, std::move(event_attributes), at(std::numeric_limits<std::int64_t>::min()));
+  }
+  s.add_event("", {}, at(0));
+
+  std::string text = "x";  // appended after what is there
+  append_otlp_span_json(text, s);
+  EXPECT_LE(text.size() - 1, otlp_span_bound(s));
+  std::vector<char> room(otlp_span_bound(s));
+  char* end = put_otlp_span(room.data(), s);
+  EXPECT_EQ(std::string_view(room.data(), static_cast<std::size_t>(end - room.data())), text.substr(1));
+  json span = json::parse(text.substr(1));
+  EXPECT_EQ(span["name"], worst);
+  EXPECT_EQ(span["attributes"].size(), 8u);
+  EXPECT_EQ(span["events"].size(), 4u);
+  EXPECT_EQ(span["events"][3]["attributes"].size(), 0u);
+  EXPECT_EQ(span["droppedEventsCount"], std::numeric_limits<std::uint32_t>::max());
+}
+
+// A literal name is kept by reference, any other is copied: a copy or a move of an owned name
+// keeps its text after the original is gone.
+TEST(Tracing, AnAttributeNameBuiltAtRunTimeOutlivesItsSource) {
+  std::optional<AttributeName> copy, moved, assigned = AttributeName::literal("first");
+  {
+    std::string source = "retry.attempt.of.a.name.long.enough.to.allocate";
+    AttributeName original(source);
+    source.assign(source.size(), 'x');
+    copy.emplace(original);
+    AttributeName other(std::string_view("second"));
+    assigned = other;
+    moved.emplace(std::move(original));
+  }
+  EXPECT_EQ(copy->view(), "retry.attempt.of.a.name.long.enough.to.allocate");
+  EXPECT_EQ(moved->view(), "retry.attempt.of.a.name.long.enough.to.allocate");
+  EXPECT_EQ(assigned->view(), "second");
+  EXPECT_FALSE(copy->plain());
+  AttributeName literal = AttributeName::literal("http.request.method");
+  AttributeName literal_copy = literal;
+  EXPECT_TRUE(literal_copy.plain());
+  EXPECT_EQ(literal_copy.view().data(), literal.view().data());  // by reference, not copied
 }
 
 TEST(Tracing, AJsonLineIsOneFlatObject) {

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <new>
 #include <optional>
@@ -62,15 +63,16 @@ using EventValue = std::variant<std::string, std::int64_t, double, bool>;
 
 // An attribute's name. A name that is a literal (the OpenTelemetry conventions' names) is
 // kept by reference through AttributeName::literal: a traced request sets some twenty
-// attributes, and copying the longer names would be an allocation each. Any other name is
-// copied, so a name built at run time may go out of scope.
+// attributes, and copying the names would cost more than the rest of the span. Any other name
+// is copied, so a name built at run time may go out of scope. A literal copies or moves as a
+// pointer and a size.
 class AttributeName {
  public:
   // `name` must outlive every copy of the AttributeName: a string literal.
   static AttributeName literal(std::string_view name) noexcept {
     AttributeName n;
-    n.literal_ = name.data();
-    n.literal_size_ = name.size();
+    n.data_ = name.data();
+    n.size_ = name.size();
     n.plain_ = !name.empty();
     for (char c : name) {
       bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -78,13 +80,30 @@ class AttributeName {
     }
     return n;
   }
-  AttributeName(std::string name) : owned_(std::move(name)) {}
-  AttributeName(std::string_view name) : owned_(name) {}
-  AttributeName(const char* name) : owned_(name) {}
-
-  std::string_view view() const noexcept {
-    return literal_ ? std::string_view(literal_, literal_size_) : std::string_view(owned_);
+  AttributeName(std::string_view name) { own(name); }
+  AttributeName(const std::string& name) { own(name); }
+  AttributeName(const char* name) { own(name); }
+  AttributeName(const AttributeName& other) : data_(other.data_), size_(other.size_), plain_(other.plain_) {
+    if (other.owned_) own(other.view());
   }
+  AttributeName(AttributeName&& other) noexcept
+      : data_(other.data_), size_(other.size_), owned_(other.owned_), plain_(other.plain_) {
+    other.owned_ = false;
+    other.data_ = "";
+    other.size_ = 0;
+  }
+  AttributeName& operator=(AttributeName other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(owned_, other.owned_);
+    std::swap(plain_, other.plain_);
+    return *this;
+  }
+  ~AttributeName() {
+    if (owned_) delete[] data_;
+  }
+
+  std::string_view view() const noexcept { return std::string_view(data_, size_); }
   operator std::string_view() const noexcept { return view(); }
   // A literal made only of ASCII letters, digits, '.', '_' and '-' (checked once, when made):
   // an encoder may write it as it is, with nothing to escape. Every OpenTelemetry name is.
@@ -93,9 +112,17 @@ class AttributeName {
 
  private:
   AttributeName() = default;
-  std::string owned_;
-  const char* literal_ = nullptr;
-  std::size_t literal_size_ = 0;
+  void own(std::string_view name) {
+    char* copy = new char[name.size()];
+    std::memcpy(copy, name.data(), name.size());
+    data_ = copy;
+    size_ = name.size();
+    owned_ = true;
+    plain_ = false;
+  }
+  const char* data_ = "";
+  std::size_t size_ = 0;
+  bool owned_ = false;
   bool plain_ = false;
 };
 

@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <errand/core/error.hpp>
@@ -78,8 +79,12 @@ struct Span {
   // Replaces an attribute of the same key. A literal key is best given as
   // http::AttributeName::literal("..."), which keeps it without a copy.
   void set(http::AttributeName key, AttributeValue value);
-  // Appends an attribute whose key is not set yet (a span's first attributes): no search.
-  void add(http::AttributeName key, AttributeValue value);
+  // Appends an attribute whose key is not set yet (a span's first attributes): no search. The
+  // value is made in place (a string, std::int64_t, double or bool, or what converts to one).
+  template <class Value>
+  void add(http::AttributeName key, Value&& value) {
+    attributes.emplace_back(std::move(key), std::forward<Value>(value));
+  }
   const AttributeValue* attribute(std::string_view key) const;
   void add_event(std::string_view name, Attributes attributes = {},
                  SystemTime time = std::chrono::system_clock::now());
