@@ -172,7 +172,7 @@ using json_text::Writer;
 // The OTLP text of a span is bounded first and then written with no checks (json_writer.hpp).
 // Each bound counts its piece's literals generously: a piece is some tens of bytes.
 std::size_t otlp_value_bound(const AttributeValue& value) {
-  constexpr std::size_t wrapper = 24;  // {"doubleValue":...}
+  constexpr std::size_t wrapper = 24;  // ,"value":{"doubleValue":
   if (const auto* text = std::get_if<std::string>(&value)) return wrapper + json_text::string_bound(text->size());
   return wrapper + json_text::number_bound;
 }
@@ -180,44 +180,46 @@ std::size_t otlp_value_bound(const AttributeValue& value) {
 std::size_t otlp_attributes_bound(const Attributes& attributes) {
   std::size_t n = 2;
   for (const auto& [key, value] : attributes)
-    n += 24 + json_text::string_bound(key.view().size()) + otlp_value_bound(value);  // {"key":,"value":},
+    n += 24 + json_text::string_bound(key.view().size()) + otlp_value_bound(value);  // {"key": and }},
   return n;
 }
 
-char* put_otlp_value(char* at, const AttributeValue& value) {
+// {"key":"name","value":{"stringValue":"..."}}: the literal pieces are joined, so that an
+// attribute is five copies and its value.
+char* put_otlp_attribute(char* at, const AttributeName& key, const AttributeValue& value) {
   using namespace json_text;
+  if (key.plain()) {
+    at = put_literal(at, "{\"key\":\"");
+    at = put_bytes(at, key.view().data(), key.view().size());
+    *at++ = '"';
+  } else {
+    at = put_literal(at, "{\"key\":");
+    at = put_string(at, key.view());
+  }
   switch (value.index()) {
     case 0:
-      at = put_literal(at, "{\"stringValue\":");
+      at = put_literal(at, ",\"value\":{\"stringValue\":");
       at = put_string(at, *std::get_if<0>(&value));
       break;
     case 1:
-      at = put_literal(at, "{\"intValue\":");
+      at = put_literal(at, ",\"value\":{\"intValue\":");
       at = put_quoted_integer(at, *std::get_if<1>(&value));
       break;
     case 2:
-      at = put_literal(at, "{\"doubleValue\":");
+      at = put_literal(at, ",\"value\":{\"doubleValue\":");
       at = put_number(at, *std::get_if<2>(&value));
       break;
     default:
-      at = put_literal(at, "{\"boolValue\":");
+      at = put_literal(at, ",\"value\":{\"boolValue\":");
       at = put_boolean(at, *std::get_if<3>(&value));
       break;
   }
-  *at++ = '}';
-  return at;
+  return put_literal(at, "}},");
 }
 
 char* put_otlp_attributes(char* at, const Attributes& attributes) {
-  using namespace json_text;
   *at++ = '[';
-  for (const auto& [key, value] : attributes) {
-    at = put_literal(at, "{\"key\":");
-    at = key.plain() ? put_plain_string(at, key.view()) : put_string(at, key.view());
-    at = put_literal(at, ",\"value\":");
-    at = put_otlp_value(at, value);
-    at = put_literal(at, "},");
-  }
+  for (const auto& [key, value] : attributes) at = put_otlp_attribute(at, key, value);
   if (!attributes.empty()) --at;  // the last ','
   *at++ = ']';
   return at;

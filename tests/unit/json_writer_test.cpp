@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <charconv>
 #include <cstdio>
+#include <limits>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -93,6 +96,32 @@ TEST(JsonText, ByteCopiesOfEveryLengthAreExact) {
     ASSERT_EQ(static_cast<std::size_t>(end - room.data()), n);
     EXPECT_EQ(room.substr(0, n), source.substr(0, n)) << n;
     EXPECT_EQ(room.substr(n), std::string(room.size() - n, '.')) << n;
+  }
+}
+
+// Integers are written eight digits at a time: every length, both signs and both ends of the
+// range must read as std::to_chars writes them.
+TEST(JsonText, IntegersOfEveryLengthMatchToChars) {
+  std::vector<std::int64_t> values = {0, std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min()};
+  std::int64_t power = 1;
+  for (int digits = 1; digits <= 18; ++digits) {
+    power *= 10;
+    for (std::int64_t v : {power - 1, power, power + 1, power / 10 * 7 + 3}) {
+      values.push_back(v);
+      values.push_back(-v);
+    }
+  }
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < 10'000; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    values.push_back(static_cast<std::int64_t>(state >> (i % 64)));
+  }
+  for (std::int64_t v : values) {
+    char expected[24];
+    std::string_view want(expected, static_cast<std::size_t>(std::to_chars(expected, expected + sizeof expected, v).ptr - expected));
+    char room[json_text::integer_bound + 8];
+    char* end = json_text::put_integer(room, v);
+    ASSERT_EQ(std::string_view(room, static_cast<std::size_t>(end - room)), want) << v;
   }
 }
 

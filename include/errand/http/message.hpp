@@ -118,7 +118,8 @@ struct Request {
   // header in place of any in `headers`, which keep what the caller gave. Not a field of
   // `headers`: it changes on every attempt of every traced request, and a field would cost
   // two allocations and a validation each time.
-  std::optional<std::array<char, 55>> traceparent;
+  static constexpr std::size_t traceparent_size = 55;  // "00-" trace id "-" span id "-" flags
+  std::optional<std::array<char, traceparent_size>> traceparent;
 
   // Parses the URL and checks the method; errors are of kind config.
   static Result<Request> make(std::string_view method, std::string_view url);

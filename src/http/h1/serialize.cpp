@@ -2,6 +2,9 @@
 
 #include "http/token.hpp"
 
+#include <array>
+#include <cstring>
+
 namespace errand::http::h1 {
 
 namespace {
@@ -50,8 +53,14 @@ std::string serialize_head(const Request& request, std::optional<std::uint64_t> 
     has_ae |= iequals(field.name, "accept-encoding");
     append_field(out, field.name, field.value);
   }
-  if (request.traceparent)
-    append_field(out, "traceparent", std::string_view(request.traceparent->data(), request.traceparent->size()));
+  if (request.traceparent) {  // one piece: the tracing layers send it on every request
+    constexpr std::string_view name = "traceparent: ";
+    std::array<char, name.size() + Request::traceparent_size + 2> line;
+    std::memcpy(line.data(), name.data(), name.size());
+    std::memcpy(line.data() + name.size(), request.traceparent->data(), request.traceparent->size());
+    std::memcpy(line.data() + line.size() - 2, "\r\n", 2);
+    out.append(line.data(), line.size());
+  }
   if (!has_ua && !defaults.user_agent.empty()) append_field(out, "User-Agent", defaults.user_agent);
   if (!has_accept) append_field(out, "Accept", "*/*");
   if (!has_ae && !defaults.accept_encoding.empty()) append_field(out, "Accept-Encoding", defaults.accept_encoding);
