@@ -143,6 +143,7 @@ TEST_F(TracingTest, TheServerSeesTheAttemptSpanAsParentInTheLogicalSpansTrace) {
   EXPECT_EQ(a.attribute("http.request.resend_count"), nullptr);
   EXPECT_EQ(a.attribute("error.type"), nullptr);
   EXPECT_EQ(text(a, "network.peer.address"), "127.0.0.1");
+  EXPECT_EQ(number(a, "network.peer.port"), target_->port());
   EXPECT_EQ(a.status, SpanStatus::unset);
   EXPECT_LE(logical[0].start, a.start);
   EXPECT_GE(logical[0].end, a.end);
