@@ -19,7 +19,10 @@ std::string_view to_string(BreakerState state) noexcept {
   return "?";
 }
 
-CircuitBreaker::CircuitBreaker(BreakerOptions options) : options_(std::move(options)), open_for_(options_.open_for) {}
+CircuitBreaker::CircuitBreaker(BreakerOptions options) : options_(std::move(options)), open_for_(options_.open_for) {
+  // A window by count holds at most one call more than its size, before the oldest goes.
+  if (!options_.window_time) window_.reserve(std::min<std::size_t>(options_.window_calls + 1, 4096));
+}
 
 bool CircuitBreaker::is_failure(const Result<http::Response>& outcome) const {
   if (outcome) return outcome->status >= options_.failure_status_min && outcome->status <= options_.failure_status_max;

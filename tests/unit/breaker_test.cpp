@@ -123,6 +123,28 @@ TEST(CircuitBreaker, AWindowByTimeForgetsCallsOlderThanIt) {
   EXPECT_EQ(b.state(), S::closed);  // 1 of 4 failed
 }
 
+// The window is a ring that grows when full: calls that wrap around it and then outgrow it
+// must leave in the order they came, each taking its failure with it.
+TEST(CircuitBreaker, AWindowByTimeKeepsItsCallsInOrderAcrossGrowth) {
+  ManualClock clock;
+  auto o = small();
+  o.window_time = 10s;
+  o.minimum_calls = 1;
+  o.failure_rate = 0.5;
+  CircuitBreaker b(o);
+  for (int i = 0; i < 12; ++i) call(b, clock, false);  // t = 0
+  clock.advance(6s);
+  for (int i = 0; i < 12; ++i) call(b, clock, i % 3 == 0);  // t = 6 s: 4 failures of 12, the ring wraps
+  clock.advance(5s);  // t = 11 s: the calls of t = 0 leave
+  for (int i = 0; i < 40; ++i) call(b, clock, false);  // it grows while wrapped
+  EXPECT_EQ(b.state(), S::closed);  // 4 failures of 52
+  clock.advance(6s);  // t = 17 s: the calls of t = 6 s leave, with their four failures
+  for (int i = 0; i < 39; ++i) call(b, clock, true);
+  EXPECT_EQ(b.state(), S::closed);  // 39 failures of 79: under half only if all four left
+  call(b, clock, true);
+  EXPECT_EQ(b.state(), S::open);  // 40 of 80
+}
+
 TEST(CircuitBreaker, WhatCountsAsAFailure) {
   CircuitBreaker b(small());
   http::Response ok;

@@ -25,7 +25,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -85,8 +84,41 @@ class CircuitBreaker {
  private:
   struct Call {
     time_point at;
-    bool failed;
-    bool slow;
+    bool failed = false;
+    bool slow = false;
+  };
+  // The window's calls, oldest first, in a ring that doubles when full (a window by time may
+  // hold many calls): recording a call allocates nothing, where a deque allocates every few.
+  class CallRing {
+   public:
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+    const Call& front() const noexcept { return slots_[head_]; }
+    void pop_front() noexcept {
+      head_ = wrap(head_ + 1);
+      --size_;
+    }
+    void push_back(const Call& call) {
+      if (size_ == slots_.size()) regrow(slots_.empty() ? 16 : 2 * slots_.size());
+      slots_[wrap(head_ + size_)] = call;
+      ++size_;
+    }
+    void clear() noexcept { head_ = size_ = 0; }
+    void reserve(std::size_t capacity) {
+      if (capacity > slots_.size()) regrow(capacity);
+    }
+
+   private:
+    std::size_t wrap(std::size_t i) const noexcept { return i >= slots_.size() ? i - slots_.size() : i; }
+    void regrow(std::size_t capacity) {
+      std::vector<Call> bigger(capacity);
+      for (std::size_t i = 0; i < size_; ++i) bigger[i] = slots_[wrap(head_ + i)];
+      slots_.swap(bigger);
+      head_ = 0;
+    }
+    std::vector<Call> slots_;
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
   };
   void move_to(BreakerState next, time_point now);
   void prune(time_point now);
@@ -97,7 +129,7 @@ class CircuitBreaker {
   BreakerState state_ = BreakerState::closed;
   // The window and how many of its calls failed or were slow, kept as calls come and go:
   // a window by time may hold many calls, and every call judges the rates.
-  std::deque<Call> window_;
+  CallRing window_;
   std::size_t window_failures_ = 0;
   std::size_t window_slow_ = 0;
   time_point opened_at_{};
