@@ -227,6 +227,13 @@ TEST(Tracing, AnAttributeNameBuiltAtRunTimeOutlivesItsSource) {
   EXPECT_EQ(moved->view(), "retry.attempt.of.a.name.long.enough.to.allocate");
   EXPECT_EQ(assigned->view(), "second");
   EXPECT_FALSE(copy->plain());
+  AttributeName empty{std::string_view()};  // no data at all: nothing to copy
+  EXPECT_EQ(empty.view(), "");
+  AttributeName from_literal = AttributeName::literal("server.port");
+  AttributeName taken(std::move(from_literal));
+  EXPECT_TRUE(taken.plain());
+  EXPECT_FALSE(from_literal.plain());  // NOLINT(bugprone-use-after-move): moved-from is empty
+  EXPECT_EQ(from_literal.view(), "");
   AttributeName literal = AttributeName::literal("http.request.method");
   AttributeName literal_copy = literal;
   EXPECT_TRUE(literal_copy.plain());

@@ -89,6 +89,7 @@ class AttributeName {
   AttributeName(AttributeName&& other) noexcept
       : data_(other.data_), size_(other.size_), owned_(other.owned_), plain_(other.plain_) {
     other.owned_ = false;
+    other.plain_ = false;  // empty, as literal("") is
     other.data_ = "";
     other.size_ = 0;
   }
@@ -114,7 +115,7 @@ class AttributeName {
   AttributeName() = default;
   void own(std::string_view name) {
     char* copy = new char[name.size()];
-    std::memcpy(copy, name.data(), name.size());
+    if (!name.empty()) std::memcpy(copy, name.data(), name.size());  // an empty view's data may be null
     data_ = copy;
     size_ = name.size();
     owned_ = true;
