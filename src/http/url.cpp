@@ -500,9 +500,14 @@ void append_port(std::string& out, std::uint16_t port) {  // ":port"
   out.append(digits, std::to_chars(digits, digits + sizeof digits, port).ptr);
 }
 
-void append_host_header(std::string& out, const Url& url) {  // the port only when not the default
+// Whether host_header() and without_credentials() show the port: only when not the default.
+bool shows_port(const Url& url) {
+  return url.has_explicit_port() && url.port() != Url::default_port(url.scheme());
+}
+
+void append_host_header(std::string& out, const Url& url) {
   append_host(out, url);
-  if (url.has_explicit_port() && url.port() != Url::default_port(url.scheme())) append_port(out, url.port());
+  if (shows_port(url)) append_port(out, url.port());
 }
 
 void append_target(std::string& out, const Url& url) {
@@ -621,7 +626,7 @@ std::string Url::without_credentials() const {
   // request, where appending piece by piece cost twice as much.
   char port_text[8];  // ":65535"
   std::size_t port_size = 0;
-  if (explicit_port_ && port_ != default_port(scheme_)) {
+  if (shows_port(*this)) {
     port_text[0] = ':';
     port_size = static_cast<std::size_t>(std::to_chars(port_text + 1, port_text + sizeof port_text, port_).ptr - port_text);
   }

@@ -199,15 +199,17 @@ OtlpHttpExporter::~OtlpHttpExporter() { impl_->shutdown(std::chrono::millisecond
 
 void OtlpHttpExporter::export_span(const Span& span) {
   // Encoded before the lock, into the thread's own buffer: the lock is held for a copy only.
-  // Its size is its room, kept from span to span (growing a string zeroes what it adds); an
+  // Its size is its room, made once per thread (growing a string zeroes what it adds); an
   // outsized span gets room of its own, so that a thread does not keep it.
   constexpr std::size_t kept_room = 64 * 1024;
-  thread_local std::string room;
+  thread_local std::string room(kept_room, '\0');
   std::string outsized;
-  std::size_t bound = otlp_span_bound(span);
-  std::string& into = bound <= kept_room ? room : outsized;
-  if (into.size() < bound) into.resize(&into == &room ? std::max(bound, kept_room / 8) : bound);
-  std::string_view text(into.data(), static_cast<std::size_t>(put_otlp_span(into.data(), span) - into.data()));
+  char* at = room.data();
+  if (std::size_t bound = otlp_span_bound(span); bound > kept_room) {
+    outsized.resize(bound);
+    at = outsized.data();
+  }
+  std::string_view text(at, static_cast<std::size_t>(put_otlp_span(at, span) - at));
   std::lock_guard lock(impl_->mutex);
   if (impl_->stopped || impl_->queued >= impl_->options.max_queue) {
     ++impl_->dropped;

@@ -184,18 +184,12 @@ std::size_t otlp_attributes_bound(const Attributes& attributes) {
   return n;
 }
 
-// {"key":"name","value":{"stringValue":"..."}}: the literal pieces are joined, so that an
-// attribute is five copies and its value.
+// {"key":"name","value":{"stringValue":"..."}}: the literal between the name and the value
+// is one piece.
 char* put_otlp_attribute(char* at, const AttributeName& key, const AttributeValue& value) {
   using namespace json_text;
-  if (key.plain()) {
-    at = put_literal(at, "{\"key\":\"");
-    at = put_bytes(at, key.view().data(), key.view().size());
-    *at++ = '"';
-  } else {
-    at = put_literal(at, "{\"key\":");
-    at = put_string(at, key.view());
-  }
+  at = put_literal(at, "{\"key\":");
+  at = key.plain() ? put_plain_string(at, key.view()) : put_string(at, key.view());
   switch (value.index()) {
     case 0:
       at = put_literal(at, ",\"value\":{\"stringValue\":");
@@ -293,9 +287,6 @@ char* put_otlp_span(char* at, const Span& s) {
   }
   return put_literal(at, "}}");
 }
-
-namespace {
-}  // namespace
 
 std::string otlp_json_head(std::string_view service_name) {
   std::string text;
