@@ -3,7 +3,8 @@
 //
 //   errand_client_loop --url http://127.0.0.1:8080/small --concurrency 50 --duration 5s
 //                      [--new-connection] [--expect-bytes N] [--stream]
-//                      [--chain none|policies|full] [--otlp URL] [--sample RATIO]
+//                      [--chain none|policies|full] [--otlp URL] [--otlp-protocol json|protobuf]
+//                      [--sample RATIO]
 //   {"tool":"errand","requests":N,"errors":E,"seconds":S,"rps":R,"cpu_us_per_req":C,
 //    "max_rss_kib":M,"connections":K}
 //
@@ -17,8 +18,8 @@
 // JSON line then says "tool":"errand-stream".
 // --chain puts the client's policies in front of the transport, built by Client::Builder as
 // a user would: "policies" is metrics, circuit breaker and retry (default settings);
-// "full" adds tracing, every span exported as OTLP/HTTP JSON to --otlp (a collector, or any
-// endpoint that answers 2xx) — what the chain costs when nothing fails. The JSON line then
+// "full" adds tracing, every span exported as OTLP/HTTP to --otlp (a collector, or any
+// endpoint that answers 2xx; JSON unless --otlp-protocol protobuf) — what the chain costs when nothing fails. The JSON line then
 // says "tool":"errand-policies" / "errand-full" and, for full, how many spans were exported.
 // With --stream the chain wraps open() ("errand-stream-policies", ...).
 // --sample sets the tracer's sample ratio (default 1: every request traced and exported).
@@ -61,6 +62,7 @@ struct Options {
   std::optional<std::size_t> expect_bytes;
   std::string chain = "none";
   std::string otlp;
+  errand::observe::OtlpEncoding otlp_encoding = errand::observe::OtlpEncoding::json;
   double sample = 1.0;
 };
 
@@ -68,7 +70,7 @@ struct Options {
   std::fprintf(stderr,
                "errand_client_loop: %s\n"
                "usage: errand_client_loop --url URL [--concurrency 50] [--duration 5s] [--new-connection]\n"
-               "                          [--expect-bytes N] [--stream] [--chain none|policies|full] [--otlp URL] [--sample R]\n",
+               "                          [--expect-bytes N] [--stream] [--chain none|policies|full] [--otlp URL] [--otlp-protocol json|protobuf] [--sample R]\n",
                why);
   std::exit(2);
 }
@@ -124,6 +126,10 @@ Options parse_args(int argc, char** argv) {
       if (o.chain != "none" && o.chain != "policies" && o.chain != "full") usage("--chain is none, policies or full");
     } else if (arg == "--otlp") {
       o.otlp = value();
+    } else if (arg == "--otlp-protocol") {
+      auto encoding = errand::observe::parse_otlp_encoding(value());
+      if (!encoding) usage("--otlp-protocol is json or protobuf");
+      o.otlp_encoding = *encoding;
     } else if (arg == "--sample") {
       o.sample = std::atof(std::string(value()).c_str());
       if (!(o.sample >= 0 && o.sample <= 1)) usage("--sample takes a ratio from 0 to 1");
@@ -233,6 +239,7 @@ int main(int argc, char** argv) {
     if (options.chain == "full") {
       errand::observe::OtlpOptions otlp_options;
       otlp_options.endpoint = options.otlp;
+      otlp_options.encoding = options.otlp_encoding;
       otlp = std::make_shared<errand::observe::OtlpHttpExporter>(otlp_options);
       auto tracer = std::make_shared<errand::observe::Tracer>("errand_client_loop");
       tracer->add_exporter(otlp);

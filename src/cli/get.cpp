@@ -1,6 +1,7 @@
 // `errand get URL` and `errand request -X METHOD URL`: one HTTP request through the errand
 // Client, with the body streamed to stdout (or a file) as it arrives, optional headers (-i),
 // a phase-timing breakdown (-v), or one JSON object (--json). Exit codes: docs/cli.md.
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -57,7 +58,8 @@ struct GetOptions {
   std::vector<std::string> retry_on;  // --retry-on KINDS
   std::string attempt_timeout;    // --attempt-timeout D: each attempt's own limit (implies --retry)
   bool trace = false;             // --trace: the span tree on stderr
-  std::string otlp;               // --otlp URL: spans to an OTLP/HTTP (JSON) collector
+  std::string otlp;               // --otlp URL: spans to an OTLP/HTTP collector
+  std::string otlp_protocol;      // --otlp-protocol: json (default) or protobuf
 };
 
 // How long the command waits, at the end, for its spans to reach the collector.
@@ -275,8 +277,22 @@ int execute(const GetOptions& o) {
       std::string url = observe::otlp_traces_url(o.otlp);
       if (auto parsed = http::Url::parse(url); !parsed)
         return report_error(o, Error::config("--otlp: " + parsed.error().message()));
+      // As OpenTelemetry SDKs do: the flag, else the traces variable, else the general one.
+      std::string source = "--otlp-protocol", protocol = o.otlp_protocol;
+      for (const char* variable : {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"}) {
+        if (!protocol.empty()) break;
+        if (const char* value = std::getenv(variable); value && *value) {
+          source = variable;
+          protocol = value;
+        }
+      }
+      if (protocol.empty()) protocol = "json";
+      auto encoding = observe::parse_otlp_encoding(protocol);
+      if (!encoding)
+        return report_error(o, Error::config(source + ": '" + protocol + "' is not json or protobuf (grpc is not supported)"));
       observe::OtlpOptions otlp_options;
       otlp_options.endpoint = url;
+      otlp_options.encoding = *encoding;
       otlp_options.timeout = otlp_deadline;
       otlp = std::make_shared<observe::OtlpHttpExporter>(otlp_options);
       tracer->add_exporter(otlp);
@@ -351,7 +367,10 @@ void add_common(CLI::App* cmd, GetOptions& o) {
       ->delimiter(',');
   cmd->add_flag("--trace", o.trace, "print the span tree (logical request, attempts, retries) to stderr");
   cmd->add_option("--otlp", o.otlp,
-                  "export spans as OTLP/HTTP JSON to URL (a base URL gets /v1/traces), e.g. http://127.0.0.1:4318");
+                  "export spans as OTLP/HTTP to URL (a base URL gets /v1/traces), e.g. http://127.0.0.1:4318");
+  cmd->add_option("--otlp-protocol", o.otlp_protocol,
+                  "the OTLP encoding: json (default) or protobuf (also http/json, http/protobuf); "
+                  "else OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL");
 }
 
 }  // namespace

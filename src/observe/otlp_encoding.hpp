@@ -1,9 +1,12 @@
-// One span's OTLP/JSON object written into room made ahead, for the exporter that encodes a
-// span per request (tracing.hpp's append_otlp_span_json is the same into a string): the bound
-// is taken once, and the text is written with no check per piece.
+// One span's OTLP encoding written into room made ahead, for the exporter that encodes a span
+// per request. JSON: its object (tracing.hpp's append_otlp_span_json is the same into a
+// string); the bound is taken once, and the text is written with no check per piece.
+// Protobuf (otlp_protobuf.cpp): its ScopeSpans.spans field, of an exact size.
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <string_view>
 
 #include <errand/observe/tracing.hpp>
 
@@ -14,5 +17,13 @@ std::size_t otlp_span_bound(const Span& span);
 // Writes the span's object at `at`, which has room for otlp_span_bound(span) bytes; returns
 // the end of the text.
 char* put_otlp_span(char* at, const Span& span);
+
+// At least the size of put_otlp_proto_span's bytes for `span`, found without reading its
+// strings; put_otlp_proto_span writes the span as a field of ScopeSpans (its lengths exact),
+// given that bound.
+std::size_t otlp_proto_span_bound(const Span& span);
+char* put_otlp_proto_span(char* at, const Span& span, std::size_t bound);
+// An ExportTraceServiceRequest around `spans`, put_otlp_proto_span's fields one after another.
+std::string otlp_proto_body(std::string_view service_name, std::string_view spans);
 
 }  // namespace errand::observe

@@ -1,6 +1,6 @@
-// The OTLP/HTTP (JSON) exporter. export_span() encodes the span on the Client's worker that
-// ended it, into the batch being filled (a span is encoded where it was made, so its memory is
-// freed by the thread that allocated it, and nothing but text crosses threads); full batches
+// The OTLP/HTTP exporter (JSON or protobuf). export_span() encodes the span on the Client's
+// worker that ended it, into the batch being filled (a span is encoded where it was made, so
+// its memory is freed by the thread that allocated it, and nothing but bytes cross threads); full batches
 // wait in a bounded queue, and a sender thread POSTs them through a Client of its own. The
 // POSTs are started and cancelled on that Client's single worker only, so a cancellation
 // signal is never touched from two threads.
@@ -29,6 +29,14 @@ namespace errand::observe {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
+std::optional<OtlpEncoding> parse_otlp_encoding(std::string_view name) {
+  if (name == "json" || name == "http/json") return OtlpEncoding::json;
+  if (name == "protobuf" || name == "http/protobuf") return OtlpEncoding::protobuf;
+  return std::nullopt;
+}
+
+std::string_view to_string(OtlpEncoding encoding) { return encoding == OtlpEncoding::json ? "json" : "protobuf"; }
+
 std::string otlp_traces_url(std::string_view endpoint) {
   std::string url(endpoint);
   // A base URL (no path, no query) gets the traces path; anything else is used as it is, and
@@ -42,7 +50,10 @@ std::string otlp_traces_url(std::string_view endpoint) {
 
 struct OtlpHttpExporter::Impl {
   explicit Impl(OtlpOptions o)
-      : options(std::move(o)), url(otlp_traces_url(options.endpoint)), head(otlp_json_head(options.service_name)) {
+      : options(std::move(o)),
+        url(otlp_traces_url(options.endpoint)),
+        json(options.encoding == OtlpEncoding::json),
+        head(json ? otlp_json_head(options.service_name) : std::string()) {
     options.max_batch = std::max<std::size_t>(1, options.max_batch);
     http::ClientOptions client_options;
     client_options.runtime = &runtime;
@@ -51,7 +62,9 @@ struct OtlpHttpExporter::Impl {
     sender = std::thread([this] { run(); });
   }
 
-  // An OTLP request body being filled: the head, the spans' texts joined by ','.
+  // An OTLP request body being filled. JSON: the head, the spans' texts joined by ','.
+  // Protobuf: the spans' fields one after another; the head, whose lengths count them, comes
+  // when the batch is sent.
   struct Batch {
     std::string text;
     std::size_t spans = 0;
@@ -60,12 +73,12 @@ struct OtlpHttpExporter::Impl {
   // Under mutex.
   void add(std::string_view span_text) {
     if (filling.spans == 0) {
-      filling.text.assign(head);
+      filling.text.assign(head);  // empty for protobuf
       // Room for a batch of spans like this one, but no more than 1 MiB ahead.
       std::size_t per_span = span_text.size() + 64;
       std::size_t spans = std::min({options.max_batch, options.max_queue, (std::size_t{1} << 20) / per_span});
       filling.text.reserve(head.size() + spans * per_span);
-    } else {
+    } else if (json) {
       filling.text += ',';
     }
     filling.text.append(span_text);
@@ -97,7 +110,8 @@ struct OtlpHttpExporter::Impl {
       queued -= batch.spans;
       sending = true;
       lock.unlock();
-      batch.text.append(otlp_json_tail());
+      if (json) batch.text.append(otlp_json_tail());
+      else batch.text = otlp_proto_body(options.service_name, batch.text);
       auto outcome = post(std::move(batch.text));
       lock.lock();
       sending = false;
@@ -116,7 +130,7 @@ struct OtlpHttpExporter::Impl {
   Result<http::Response> post(std::string body) {
     auto request = http::Request::make("POST", url);
     if (!request) return fail(request.error());
-    request->headers.set("Content-Type", "application/json");
+    request->headers.set("Content-Type", json ? "application/json" : "application/x-protobuf");
     request->body = std::move(body);
     request->timeouts.total = options.timeout;
     std::promise<Result<http::Response>> done;
@@ -169,11 +183,12 @@ struct OtlpHttpExporter::Impl {
 
   OtlpOptions options;
   std::string url;
+  bool json;  // else protobuf
 
   std::mutex mutex;
   std::condition_variable wake;  // the sender: spans, a flush or shutdown
   std::condition_variable idle;  // flush(): the queue is empty and nothing is being sent
-  std::string head;              // of every OTLP request body (the service name's resource)
+  std::string head;              // of every OTLP/JSON request body (the service name's resource)
   Batch filling;                 // everything from here on is guarded by mutex
   std::deque<Batch> full;        // max_batch spans each, waiting for the sender
   std::size_t queued = 0;        // spans in `filling` and `full`: at most max_queue
@@ -205,11 +220,14 @@ void OtlpHttpExporter::export_span(const Span& span) {
   thread_local std::string room(kept_room, '\0');
   std::string outsized;
   char* at = room.data();
-  if (std::size_t bound = otlp_span_bound(span); bound > kept_room) {
+  bool json = impl_->json;
+  std::size_t bound = json ? otlp_span_bound(span) : otlp_proto_span_bound(span);
+  if (bound > kept_room) {
     outsized.resize(bound);
     at = outsized.data();
   }
-  std::string_view text(at, static_cast<std::size_t>(put_otlp_span(at, span) - at));
+  char* end = json ? put_otlp_span(at, span) : put_otlp_proto_span(at, span, bound);
+  std::string_view text(at, static_cast<std::size_t>(end - at));
   std::lock_guard lock(impl_->mutex);
   if (impl_->stopped || impl_->queued >= impl_->options.max_queue) {
     ++impl_->dropped;

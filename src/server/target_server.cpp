@@ -329,7 +329,8 @@ struct Shared {
   std::unordered_map<std::string, std::uint64_t> keyless_calls;  // per counter
 
   std::mutex traces_mutex;
-  std::deque<std::string> trace_exports;  // /v1/traces POST bodies (JSON), guarded by traces_mutex
+  std::deque<std::string> trace_exports;           // /v1/traces POST bodies (JSON), guarded by traces_mutex
+  std::deque<std::string> trace_exports_protobuf;  // and those in protobuf
 };
 
 class Connection;
@@ -544,24 +545,44 @@ Response echo_endpoint(const Request& req, const Target& t) {
   return make_response(req, 200, text + "\n", "application/json");
 }
 
-// A collector for OTLP/HTTP JSON exports, so that tests and demos need no OpenTelemetry
-// Collector: POST keeps the body (the newest max_trace_exports), GET lists them, DELETE forgets.
-Response traces_endpoint(Shared& shared, const Request& req) {
+// A collector for OTLP/HTTP exports, so that tests and demos need no OpenTelemetry Collector:
+// POST keeps the body (the newest max_trace_exports of each encoding), GET lists the JSON ones,
+// GET ?protobuf=N answers the Nth kept protobuf body as it came, DELETE forgets them all. A
+// protobuf body is kept unread: tests decode it with Google's protobuf library.
+Response traces_endpoint(Shared& shared, const Request& req, const Target& t) {
+  auto keep = [&shared](std::deque<std::string>& kept, std::string body) {
+    std::lock_guard lock(shared.traces_mutex);
+    if (kept.size() >= max_trace_exports) kept.pop_front();
+    kept.push_back(std::move(body));
+  };
   if (req.method() == http::verb::post) {
-    if (req[http::field::content_type].find("application/json") == std::string_view::npos)
-      return make_response(req, 415, "OTLP/HTTP here is JSON only: Content-Type: application/json\n");
+    std::string_view type = req[http::field::content_type];
+    if (type.find("application/x-protobuf") != std::string_view::npos) {
+      keep(shared.trace_exports_protobuf, req.body());
+      return make_response(req, 200, "", "application/x-protobuf");
+    }
+    if (type.find("application/json") == std::string_view::npos)
+      return make_response(req, 415, "OTLP/HTTP here is application/json or application/x-protobuf\n");
     auto body = nlohmann::ordered_json::parse(req.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object()) return bad_request(req, "the body is not a JSON object");
-    std::lock_guard lock(shared.traces_mutex);
-    if (shared.trace_exports.size() >= max_trace_exports) shared.trace_exports.pop_front();
-    shared.trace_exports.push_back(req.body());  // checked above: kept as it came
+    keep(shared.trace_exports, req.body());  // checked above: kept as it came
     return make_response(req, 200, "{}", "application/json");
+  }
+  if (req.method() == http::verb::delete_) {
+    std::lock_guard lock(shared.traces_mutex);
+    shared.trace_exports.clear();
+    shared.trace_exports_protobuf.clear();
+    return make_response(req, 200, "{}", "application/json");
+  }
+  if (query_param(t.query, "protobuf")) {
+    std::optional<std::uint64_t> index = query_uint(t.query, "protobuf", 0, 0, max_trace_exports);
+    if (!index) return bad_request(req, "protobuf= takes the index of a kept protobuf export");
+    std::lock_guard lock(shared.traces_mutex);
+    if (*index >= shared.trace_exports_protobuf.size())
+      return make_response(req, 404, "no protobuf export " + std::to_string(*index) + "\n");
+    return make_response(req, 200, shared.trace_exports_protobuf[*index], "application/x-protobuf");
   }
   std::lock_guard lock(shared.traces_mutex);
-  if (req.method() == http::verb::delete_) {
-    shared.trace_exports.clear();
-    return make_response(req, 200, "{}", "application/json");
-  }
   std::string out = "[";
   for (const auto& body : shared.trace_exports) {
     if (out.size() > 1) out += ',';
@@ -613,7 +634,7 @@ Response complete_response(Shared& shared, const Request& req, const Target& t) 
       case Endpoint::flaky: return flaky_endpoint(shared, req, t);
       case Endpoint::echo: return echo_endpoint(req, t);
       case Endpoint::metrics: return metrics_endpoint(shared, req);
-      case Endpoint::traces: return traces_endpoint(shared, req);
+      case Endpoint::traces: return traces_endpoint(shared, req, t);
       default: break;
     }
   }

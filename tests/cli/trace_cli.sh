@@ -59,6 +59,29 @@ assert attrs["http.response.status_code"] == {"intValue": "200"}, attrs
 assert attrs["url.full"]["stringValue"].endswith("/ok")
 PY'
 
+# --otlp-protocol protobuf: the same spans in the binary encoding, which protoc decodes.
+"$bin" get "$T/ok" --otlp "$T" --otlp-protocol protobuf >/dev/null 2>"$tmp/err"; rc=$?
+check "otlp protobuf: exit 0" '[ $rc -eq 0 ] && [ ! -s "$tmp/err" ]'
+"$bin" get "$T/v1/traces?protobuf=0" >"$tmp/export.pb"
+protoc --decode=errand.test.otlp.ExportTraceServiceRequest -I "$(dirname "$0")/../data" otlp_trace.proto \
+  <"$tmp/export.pb" >"$tmp/decoded" 2>&1
+check "otlp protobuf: protoc decodes two spans" '[ "$(grep -c "^    spans {" "$tmp/decoded")" = 2 ]'
+check "otlp protobuf: a client span with its status code" \
+  'grep -q "kind: SPAN_KIND_CLIENT" "$tmp/decoded" && grep -A3 "key: \"http.response.status_code\"" "$tmp/decoded" | grep -q "int_value: 200"'
+"$bin" get "$T/ok" --otlp "$T" --otlp-protocol grpc >/dev/null 2>"$tmp/err"; rc=$?
+check "otlp protocol grpc: exit 2, named" '[ $rc -eq 2 ] && grep -q "is not json or protobuf" "$tmp/err"'
+# OpenTelemetry's variables choose the encoding when the flag does not; the flag wins.
+"$bin" request -X DELETE "$T/v1/traces" >/dev/null
+OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf "$bin" get "$T/ok" --otlp "$T" >/dev/null 2>"$tmp/err"; rc=$?
+check "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf: sent as protobuf" \
+  '[ $rc -eq 0 ] && [ "$("$bin" get "$T/v1/traces")" = "[]" ] && "$bin" get "$T/v1/traces?protobuf=0" --fail -o /dev/null'
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf "$bin" get "$T/ok" --otlp "$T" \
+  >/dev/null 2>"$tmp/err"; rc=$?
+check "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc: exit 2, the variable named" \
+  '[ $rc -eq 2 ] && grep -q "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: .grpc. is not json or protobuf" "$tmp/err"'
+OTEL_EXPORTER_OTLP_PROTOCOL=grpc "$bin" get "$T/ok" --otlp "$T" --otlp-protocol json >/dev/null 2>"$tmp/err"; rc=$?
+check "--otlp-protocol wins over the variable" '[ $rc -eq 0 ]'
+
 # A collector that is not there: the command succeeds and warns.
 "$bin" get "$T/ok" --otlp "http://127.0.0.1:1" >/dev/null 2>"$tmp/err"; rc=$?
 check "dead collector: exit 0" '[ $rc -eq 0 ]'

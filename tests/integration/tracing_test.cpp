@@ -1,10 +1,18 @@
 // The tracing layers on a real Client against the target server: the traceparent the server
 // receives, parent/child linkage with the caller's span, attempt spans and retry events,
 // failures, breaker events; and the OTLP/HTTP exporter posting to the target's /v1/traces
-// collector, its bounded queue and its shutdown deadline.
+// collector, its bounded queue and its shutdown deadline; the protobuf encoding decoded by
+// Google's protobuf library (protoc and python3-protobuf) against the JSON one.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -59,6 +67,92 @@ std::optional<std::string> echoed_header(const std::string& body, std::string_vi
   for (const auto& field : echo["headers"])
     if (http::iequals(field[0].get<std::string>(), name)) return field[1].get<std::string>();
   return std::nullopt;
+}
+
+// What tests/data/otlp_compare.py says of an OTLP protobuf export against the OTLP/JSON export
+// of the same spans: "same", or the first difference. It decodes the protobuf with Google's
+// library (Debian's python3-protobuf, a schema compiled by protoc), not with errand's code.
+std::string protobuf_against_json(const std::string& json_text, const std::string& protobuf, bool loose = false) {
+  static int serial = 0;
+  auto dir = std::filesystem::temp_directory_path() /
+             ("errand-otlp-" + std::to_string(::getpid()) + "-" + std::to_string(serial++));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "export.json", std::ios::binary) << json_text;
+  std::ofstream(dir / "export.pb", std::ios::binary) << protobuf;
+  std::string data = std::string(ERRAND_SOURCE_DIR) + "/tests/data/";
+  std::string command = "/usr/bin/python3 " + data + "otlp_compare.py " + data + "otlp_trace.proto " +
+                        (dir / "export.json").string() + " " + (dir / "export.pb").string() +
+                        (loose ? " --loose" : "") + " > " + (dir / "out").string() + " 2>&1";
+  int status = std::system(command.c_str());
+  std::string said = testing::read_file(dir / "out");
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "exit " + std::to_string(status) + ": " + said;
+  while (!said.empty() && said.back() == '\n') said.pop_back();
+  return said;
+}
+
+// Spans with every kind of field and value at their edges: ids, tracestate, parent, events
+// with attributes, dropped events, error status; strings empty, long, non-ASCII, and not
+// UTF-8 (in names, keys, values, messages); integers and doubles at their extremes.
+std::vector<Span> spans_at_the_edges() {
+  auto context = [](const char* traceparent) { return parse_traceparent(traceparent).value_or(SpanContext{}); };
+  std::vector<Span> spans(3);
+  Span& a = spans[0];
+  a.name = "GET";
+  a.kind = SpanKind::client;
+  a.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  a.context.tracestate = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+  a.parent_span_id = context("00-4bf92f3577b34da6a3ce929d0e0e4736-a1b2c3d4e5f60718-01").span_id;
+  a.start = SystemTime(std::chrono::nanoseconds(1'700'000'000'123'456'789));
+  a.end = a.start + 1500us;
+  a.add(AttributeName::literal("http.request.method"), "GET");
+  a.add(AttributeName::literal("url.full"), "http://127.0.0.1:8080/a?b=c&d=" + std::string(300, 'x'));
+  a.add(AttributeName::literal("empty"), "");
+  a.add(AttributeName::literal("unicode"), "caf\u00e9 \u2603 \U0001F600");
+  a.add(AttributeName::literal("not.utf8"), std::string("a\xff\xc3(\xed\xa0\x80z\xf0\x9f\x98", 12));
+  a.add(AttributeName(std::string("runtime key \xfe")), std::int64_t{7});
+  a.add(AttributeName::literal("int.min"), std::numeric_limits<std::int64_t>::min());
+  a.add(AttributeName::literal("int.max"), std::numeric_limits<std::int64_t>::max());
+  a.add(AttributeName::literal("int.negative"), std::int64_t{-1});
+  a.add(AttributeName::literal("int.zero"), std::int64_t{0});
+  a.add(AttributeName::literal("double"), 0.1);
+  a.add(AttributeName::literal("double.max"), -std::numeric_limits<double>::max());
+  a.add(AttributeName::literal("double.tiny"), std::numeric_limits<double>::denorm_min());
+  a.add(AttributeName::literal("double.nan"), std::nan(""));
+  a.add(AttributeName::literal("double.inf"), -std::numeric_limits<double>::infinity());
+  a.add(AttributeName::literal("double.zero"), 0.0);
+  a.add(AttributeName::literal("yes"), true);
+  a.add(AttributeName::literal("no"), false);
+  a.add_event("retry", {{"retry.attempt", std::int64_t{2}}, {"retry.reason", "HTTP 503 \"quoted\""}},
+              a.start + 200us);
+  a.add_event("empty event", {}, a.start + 300us);
+  a.dropped_events = 5;
+  a.set_error("connect: refused \xc3\xa9 and \xff");
+  Span& b = spans[1];  // a root span, internal, nothing set
+  b.name = "";
+  b.context = context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  b.start = SystemTime(std::chrono::nanoseconds(1));
+  b.end = SystemTime(std::chrono::nanoseconds(2));
+  Span& c = spans[2];  // status ok, a name of 200 bytes
+  c.name = std::string(200, 'n');
+  c.context = context("00-0af7651916cd43dd8448eb211c80319c-00000000000000ff-01");
+  c.start = SystemTime(std::chrono::nanoseconds(std::numeric_limits<std::int64_t>::max()));
+  c.end = c.start;
+  c.status = SpanStatus::ok;
+  return spans;
+}
+
+TEST(OtlpEncodings, ProtobufDecodedByGoogleProtobufSaysWhatTheJsonSays) {
+  auto spans = spans_at_the_edges();
+  EXPECT_EQ(protobuf_against_json(encode_otlp_json(spans, "edge \xff service"),
+                                  encode_otlp_protobuf(spans, "edge \xff service")),
+            "same");
+  // And a check that can fail: a changed value is found.
+  auto other = spans;
+  other[0].end += 1ns;
+  EXPECT_NE(protobuf_against_json(encode_otlp_json(other, "s"), encode_otlp_protobuf(spans, "s")), "same");
+  EXPECT_EQ(protobuf_against_json(encode_otlp_json({}, "s"), encode_otlp_protobuf({}, "s")), "same");
 }
 
 class TracingTest : public testing::TargetSuite {
@@ -411,6 +505,37 @@ TEST_F(TracingTest, TheOtlpExporterPostsSpansThatTheCollectorEndpointKeepsInTheO
     }
   }
   EXPECT_EQ(codes, (std::set<std::string>{"503", "200"}));
+  otlp->shutdown(1000ms);
+}
+
+// The exporter in protobuf: what the target's collector received, decoded by Google's
+// protobuf library, is the JSON encoding of the very spans the tracer ended (a second exporter
+// on the same tracer keeps them).
+TEST_F(TracingTest, TheOtlpExporterPostsProtobufThatDecodesToTheSpansItWasGiven) {
+  http::Client plain = plain_client();
+  OtlpOptions options = fresh_collector(plain);
+  options.service_name = "tracing-test";
+  options.encoding = OtlpEncoding::protobuf;
+  auto otlp = std::make_shared<OtlpHttpExporter>(options);
+  auto kept = std::make_shared<CollectingExporter>();
+  auto tracer = std::make_shared<Tracer>("tracing-test");
+  tracer->add_exporter(kept);
+  tracer->add_exporter(otlp);
+  auto c = client({}, true, tracer);
+  ASSERT_TRUE(send(c, url("/flaky?fail=1&key=" + testing::unique_key())));
+  ASSERT_TRUE(send(c, url("/status/404")));
+  ASSERT_TRUE(otlp->flush(5000ms));
+  EXPECT_EQ(otlp->stats().exported, 5u);
+
+  auto json_exports = send(plain, url("/v1/traces"));
+  ASSERT_TRUE(json_exports);
+  EXPECT_EQ(json::parse(json_exports->body).size(), 0u);  // it went as protobuf only
+  auto body = send(plain, url("/v1/traces?protobuf=0"));
+  ASSERT_TRUE(body);
+  ASSERT_EQ(body->status, 200);
+  EXPECT_EQ(send(plain, url("/v1/traces?protobuf=1"))->status, 404);  // one batch
+  ASSERT_EQ(kept->spans().size(), 5u);
+  EXPECT_EQ(protobuf_against_json(encode_otlp_json(kept->spans(), "tracing-test"), body->body), "same");
   otlp->shutdown(1000ms);
 }
 

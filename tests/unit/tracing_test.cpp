@@ -51,6 +51,11 @@ Span full_span() {
   return s;
 }
 
+const Span& full_span_kept() {
+  static const Span span = full_span();
+  return span;
+}
+
 TEST(Tracing, OtlpJsonFollowsTheProtobufJsonMappingExactly) {
   json got = json::parse(encode_otlp_json({full_span()}, "checkout"));
   json want = json::parse(R"({
@@ -208,6 +213,89 @@ TEST(Tracing, TheOtlpTextOfTheWorstSpanStaysWithinItsBound) {
   EXPECT_EQ(span["events"].size(), 4u);
   EXPECT_EQ(span["events"][3]["attributes"].size(), 0u);
   EXPECT_EQ(span["droppedEventsCount"], std::numeric_limits<std::uint32_t>::max());
+}
+
+// The protobuf encoding byte by byte, for a span with only what every span has: the
+// ScopeSpans.spans field (key 0x12, length), then trace_id (0x0a), span_id (0x12), name (0x2a),
+// kind (0x30, varint), start and end (0x39, 0x41, fixed64 little-endian).
+TEST(Tracing, OtlpProtobufOfAPlainSpanIsTheWireFormatByteForByte) {
+  Span s;
+  s.name = "GET";
+  s.kind = SpanKind::client;
+  s.context = context("00-0102030405060708090a0b0c0d0e0f10-1112131415161718-01");
+  s.start = at(1);
+  s.end = at(0x0102030405060708);
+  static constexpr char bytes[] = "\x12\x35"
+                                  "\x0a\x10\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"
+                                  "\x12\x08\x11\x12\x13\x14\x15\x16\x17\x18"
+                                  "\x2a\x03GET"
+                                  "\x30\x03"
+                                  "\x39\x01\x00\x00\x00\x00\x00\x00\x00"
+                                  "\x41\x08\x07\x06\x05\x04\x03\x02\x01";
+  const std::string want(bytes, sizeof bytes - 1);
+  ASSERT_EQ(want.size(), 2u + 0x35);
+  ASSERT_GE(otlp_proto_span_bound(s), want.size());
+  std::string got(otlp_proto_span_bound(s), '\0');
+  got.resize(static_cast<std::size_t>(put_otlp_proto_span(got.data(), s, otlp_proto_span_bound(s)) - got.data()));
+  EXPECT_EQ(got, want);
+}
+
+// The length before a span is exactly what follows it, and the bound holds, for the worst
+// spans (long and replaced strings, extremes, many attributes, events) as for an empty one.
+TEST(Tracing, TheOtlpProtobufLengthOfASpanIsExactAndWithinItsBound) {
+  Span empty;
+  Span worst;
+  worst.name = std::string(200, '\xff');  // each byte becomes U+FFFD: three bytes
+  worst.context = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  worst.context.tracestate = std::string(130, 'a');  // a two-byte length
+  worst.parent_span_id = worst.context.span_id;
+  worst.set_error(std::string(Span::max_status_message, '\xc3'));
+  worst.dropped_events = std::numeric_limits<std::uint32_t>::max();
+  Span few = worst;  // attributes sized on the stack
+  for (int i = 0; i < 40; ++i) {
+    worst.attributes.emplace_back(std::string(i, '\xe2'), std::string(i * 10, '\xf0'));
+    worst.attributes.emplace_back(AttributeName::literal("n"), std::int64_t{-i});
+    worst.add_event(std::string(i, 'e'), {{"d", i * 0.5}, {"b", i % 2 == 0}, {std::string(i, '\x80'), "\xf4\x90"}});
+  }
+  few.attributes.assign(worst.attributes.begin(), worst.attributes.begin() + 16);
+  for (const Span* s : std::initializer_list<const Span*>{&empty, &few, &worst, &full_span_kept()}) {
+    std::size_t bound = otlp_proto_span_bound(*s);
+    std::string room(bound + 64, '\x55');
+    auto written = static_cast<std::size_t>(put_otlp_proto_span(room.data(), *s, bound) - room.data());
+    EXPECT_LE(written, bound);
+    EXPECT_EQ(room.substr(bound), std::string(64, '\x55'));  // nothing past the bound
+    ASSERT_EQ(room[0], '\x12');  // ScopeSpans.spans
+    std::uint64_t length = 0;
+    std::size_t at = 1;
+    for (int shift = 0;; shift += 7) {
+      auto byte = static_cast<unsigned char>(room[at++]);
+      length |= std::uint64_t{byte & 0x7Fu} << shift;
+      if (byte < 0x80) break;
+    }
+    EXPECT_EQ(length, written - at);
+  }
+}
+
+// Protobuf strings must be UTF-8: a byte that starts no valid sequence becomes U+FFFD, as in
+// the JSON text, and valid sequences go through unchanged.
+TEST(Tracing, OtlpProtobufStringsThatAreNotUtf8GetAReplacementPerBadByte) {
+  Span s;
+  s.name = std::string("a\xff" "b\xc3\xa9" "c\xed\xa0\x80", 9);
+  std::string got(otlp_proto_span_bound(s), '\0');
+  got.resize(static_cast<std::size_t>(put_otlp_proto_span(got.data(), s, otlp_proto_span_bound(s)) - got.data()));
+  std::string want_name = "a\xef\xbf\xbd" "b\xc3\xa9" "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd";
+  EXPECT_NE(got.find("\x2a" + std::string(1, static_cast<char>(want_name.size())) + want_name), std::string::npos);
+  EXPECT_EQ(got.find('\xff'), std::string::npos);
+}
+
+TEST(Tracing, OtlpEncodingNamesAreThoseOfOtelExporterOtlpProtocol) {
+  EXPECT_EQ(parse_otlp_encoding("json"), OtlpEncoding::json);
+  EXPECT_EQ(parse_otlp_encoding("http/json"), OtlpEncoding::json);
+  EXPECT_EQ(parse_otlp_encoding("protobuf"), OtlpEncoding::protobuf);
+  EXPECT_EQ(parse_otlp_encoding("http/protobuf"), OtlpEncoding::protobuf);
+  EXPECT_EQ(parse_otlp_encoding("grpc"), std::nullopt);
+  EXPECT_EQ(parse_otlp_encoding(""), std::nullopt);
+  EXPECT_EQ(to_string(OtlpEncoding::protobuf), "protobuf");
 }
 
 // A literal name is kept by reference, any other is copied: a copy or a move of an owned name

@@ -160,6 +160,11 @@ std::string otlp_json_head(std::string_view service_name);
 std::string_view otlp_json_tail();
 void append_otlp_span_json(std::string& out, const Span& span);  // one span's object, appended
 
+// The same request in the OTLP protobuf encoding (ExportTraceServiceRequest of
+// opentelemetry-proto's collector/trace/v1): ids as bytes, times as fixed64, kind and status
+// code as enum numbers. Strings that are not UTF-8 get U+FFFD for each bad byte.
+std::string encode_otlp_protobuf(const std::vector<Span>& spans, std::string_view service_name);
+
 // One span as one line of JSON (no newline): {"trace_id", "span_id", "parent_span_id",
 // "name", "kind", "start_unix_nano", "end_unix_nano", "duration_ms", "attributes": {k: v},
 // "events": [...], "status", "service.name"} — flat attributes, for jq.
@@ -206,10 +211,19 @@ class JsonLinesExporter final : public SpanExporter {
   std::string service_name_;
 };
 
+// How OTLP/HTTP bodies are encoded: JSON (Content-Type application/json) or binary protobuf
+// (application/x-protobuf, OpenTelemetry's default protocol "http/protobuf"). Collectors take
+// both; protobuf is about half the bytes and a third of the CPU to encode.
+enum class OtlpEncoding { json, protobuf };
+// "json" or "http/json", "protobuf" or "http/protobuf" (the values of OTEL_EXPORTER_OTLP_PROTOCOL).
+std::optional<OtlpEncoding> parse_otlp_encoding(std::string_view name);
+std::string_view to_string(OtlpEncoding encoding);
+
 struct OtlpOptions {
   // The collector: a base URL ("http://127.0.0.1:4318") gets /v1/traces appended; a URL with
   // a path is used as it is.
   std::string endpoint = "http://127.0.0.1:4318";
+  OtlpEncoding encoding = OtlpEncoding::json;
   std::string service_name = "errand";
   std::size_t max_queue = 2048;  // spans waiting; more are dropped (and counted)
   std::size_t max_batch = 512;   // spans per POST
@@ -224,9 +238,9 @@ struct OtlpStats {
   std::string last_error;      // of the last failed POST: "connect: ...", "HTTP 500"
 };
 
-// Batches spans and POSTs them as OTLP/HTTP JSON from its own thread with its own Client
-// (no middleware: exporting is never traced). export_span() encodes the span on the calling
-// thread, into the batch being filled, so that only text crosses threads; it never waits.
+// Batches spans and POSTs them as OTLP/HTTP (JSON or protobuf) from its own thread with its
+// own Client (no middleware: exporting is never traced). export_span() encodes the span on the
+// calling thread, into the batch being filled, so that only bytes cross threads; it never waits.
 // A failed POST is not retried: its spans are dropped and counted, so a dead collector costs
 // a bounded queue and nothing else.
 class OtlpHttpExporter final : public SpanExporter {
