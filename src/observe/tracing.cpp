@@ -135,6 +135,42 @@ Span Tracer::start_span(std::string name, SpanKind kind, const SpanContext* pare
                        std::chrono::system_clock::now());
 }
 
+namespace {
+
+// The attribute lists of exported spans, emptied and kept for this thread's next spans: a
+// sampled request would otherwise allocate two lists and free them after the export. A list
+// that an exporter took (moved out) has no room and is not kept; nor is one grown large.
+class AttributeListPool {
+ public:
+  static constexpr std::size_t room = 10;  // what the tracing layers set on a span
+  static constexpr std::size_t kept = 8;
+
+  Attributes take() {
+    if (lists_.empty()) {
+      Attributes list;
+      list.reserve(room);
+      return list;
+    }
+    Attributes list = std::move(lists_.back());
+    lists_.pop_back();
+    return list;
+  }
+
+  void give(Attributes&& list) {
+    if (list.capacity() < room || list.capacity() > 8 * room || lists_.size() >= kept) return;
+    list.clear();
+    if (lists_.capacity() == 0) lists_.reserve(kept);
+    lists_.push_back(std::move(list));
+  }
+
+ private:
+  std::vector<Attributes> lists_;
+};
+
+thread_local AttributeListPool attribute_lists;
+
+}  // namespace
+
 Span Tracer::start_span_in(SpanContext context, std::string name, SpanKind kind, std::optional<SpanId> parent_span_id,
                            SystemTime start) const {
   Span span;
@@ -142,7 +178,7 @@ Span Tracer::start_span_in(SpanContext context, std::string name, SpanKind kind,
   span.kind = kind;
   span.context = std::move(context);
   span.parent_span_id = parent_span_id;
-  if (span.context.sampled) span.attributes.reserve(10);  // what the tracing layers set, at once
+  if (span.context.sampled) span.attributes = attribute_lists.take();  // room for the layers' attributes
   span.start = start;
   return span;
 }
@@ -151,7 +187,9 @@ void Tracer::end_span(Span& span) const {
   if (span.end == SystemTime{}) span.end = std::chrono::system_clock::now();
   if (!span.context.sampled) return;
   for (std::size_t i = 0; i + 1 < exporters_.size(); ++i) exporters_[i]->export_span(static_cast<const Span&>(span));
-  if (!exporters_.empty()) exporters_.back()->export_span(std::move(span));  // the span is done with
+  if (exporters_.empty()) return;
+  exporters_.back()->export_span(std::move(span));  // the span is done with
+  attribute_lists.give(std::move(span.attributes));  // unless the exporter took them
 }
 
 void Tracer::flush() const {

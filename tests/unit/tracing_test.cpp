@@ -450,6 +450,36 @@ TEST(Tracing, SpansOfAnUnsampledTraceAreNotExported) {
   EXPECT_GE(spans[0].end, spans[0].start);
 }
 
+// An ended span's attribute list serves the thread's next span: what an exporter kept (a
+// copy, or the list itself taken by move) is not touched by the spans after it.
+TEST(Tracing, SpansAfterAnExportDoNotTouchWhatTheExportersKept) {
+  struct TakingExporter final : SpanExporter {
+    void export_span(const Span& span) override { kept.push_back(span); }
+    void export_span(Span&& span) override { kept.push_back(std::move(span)); }
+    std::vector<Span> kept;
+  };
+  for (bool taking : {false, true}) {
+    auto collected = std::make_shared<CollectingExporter>();
+    auto taker = std::make_shared<TakingExporter>();
+    Tracer tracer;
+    if (taking) tracer.add_exporter(taker);
+    else tracer.add_exporter(collected);
+    for (int i = 0; i < 20; ++i) {
+      Span span = tracer.start_span("GET", SpanKind::client);
+      EXPECT_TRUE(span.attributes.empty());
+      for (int j = 0; j <= i; ++j) span.add(AttributeName::literal("n"), "value " + std::to_string(i) + std::string(40, 'x'));
+      tracer.end_span(span);
+    }
+    std::vector<Span> spans = taking ? taker->kept : collected->spans();
+    ASSERT_EQ(spans.size(), 20u);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_EQ(spans[i].attributes.size(), static_cast<std::size_t>(i + 1)) << i;
+      for (const auto& [key, value] : spans[i].attributes)
+        EXPECT_EQ(std::get<std::string>(value), "value " + std::to_string(i) + std::string(40, 'x'));
+    }
+  }
+}
+
 TEST(Tracing, TheCollectingExporterKeepsAtMostItsLimitAndCountsTheRest) {
   CollectingExporter collected(3);
   for (int i = 0; i < 5; ++i) collected.export_span(Span{});

@@ -127,7 +127,8 @@ class Tracer {
   Span start_span_in(SpanContext context, std::string name, SpanKind kind, std::optional<SpanId> parent_span_id,
                      SystemTime start) const;
   // Sets the end time (now, unless set already) and hands the span to every exporter, unless
-  // its trace is not sampled; the last exporter takes it by move, so `span` is spent after.
+  // its trace is not sampled; the last exporter takes it by move, so `span` is spent after
+  // (its emptied attribute list may serve this thread's next span).
   void end_span(Span& span) const;
 
   void flush() const;
