@@ -23,7 +23,8 @@ char* put_otlp_span(char* at, const Span& span);
 // given that bound.
 std::size_t otlp_proto_span_bound(const Span& span);
 char* put_otlp_proto_span(char* at, const Span& span, std::size_t bound);
-// An ExportTraceServiceRequest around `spans`, put_otlp_proto_span's fields one after another.
-std::string otlp_proto_body(std::string_view service_name, std::string_view spans);
+// The bytes of an ExportTraceServiceRequest before its spans (put_otlp_proto_span's fields
+// one after another, `spans_size` bytes of them): its lengths count the spans.
+std::string otlp_proto_head(std::string_view service_name, std::size_t spans_size);
 
 }  // namespace errand::observe

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <vector>
 #include <future>
@@ -53,7 +54,9 @@ struct OtlpHttpExporter::Impl {
       : options(std::move(o)),
         url(otlp_traces_url(options.endpoint)),
         json(options.encoding == OtlpEncoding::json),
-        head(json ? otlp_json_head(options.service_name) : std::string()) {
+        // Protobuf: room for the head of a batch of 16 KiB to 2 MiB of spans (its lengths
+        // three bytes each), written when the batch is sent.
+        head(json ? otlp_json_head(options.service_name) : std::string(otlp_proto_head(options.service_name, 1 << 14).size(), '\0')) {
     options.max_batch = std::max<std::size_t>(1, options.max_batch);
     http::ClientOptions client_options;
     client_options.runtime = &runtime;
@@ -63,8 +66,8 @@ struct OtlpHttpExporter::Impl {
   }
 
   // An OTLP request body being filled. JSON: the head, the spans' texts joined by ','.
-  // Protobuf: the spans' fields one after another; the head, whose lengths count them, comes
-  // when the batch is sent.
+  // Protobuf: room for the head, whose lengths count the spans, then the spans' fields one
+  // after another.
   struct Batch {
     std::string text;
     std::size_t spans = 0;
@@ -73,7 +76,7 @@ struct OtlpHttpExporter::Impl {
   // Under mutex.
   void add(std::string_view span_text) {
     if (filling.spans == 0) {
-      filling.text.assign(head);  // empty for protobuf
+      filling.text.assign(head);
       // Room for a batch of spans like this one, but no more than 1 MiB ahead.
       std::size_t per_span = span_text.size() + 64;
       std::size_t spans = std::min({options.max_batch, options.max_queue, (std::size_t{1} << 20) / per_span});
@@ -111,7 +114,7 @@ struct OtlpHttpExporter::Impl {
       sending = true;
       lock.unlock();
       if (json) batch.text.append(otlp_json_tail());
-      else batch.text = otlp_proto_body(options.service_name, batch.text);
+      else finish_protobuf(batch.text);
       auto outcome = post(std::move(batch.text));
       lock.lock();
       sending = false;
@@ -125,6 +128,14 @@ struct OtlpHttpExporter::Impl {
       if (full.empty() && filling.spans == 0) flush_wanted = false;
       idle.notify_all();
     }
+  }
+
+  // Writes the head into its room; a batch whose lengths do not take three bytes each (a small
+  // one) gets a head of its own size, and is copied behind it.
+  void finish_protobuf(std::string& text) const {
+    std::string real = otlp_proto_head(options.service_name, text.size() - head.size());
+    if (real.size() == head.size()) std::memcpy(text.data(), real.data(), real.size());
+    else text = real + text.substr(head.size());
   }
 
   Result<http::Response> post(std::string body) {
@@ -188,7 +199,7 @@ struct OtlpHttpExporter::Impl {
   std::mutex mutex;
   std::condition_variable wake;  // the sender: spans, a flush or shutdown
   std::condition_variable idle;  // flush(): the queue is empty and nothing is being sent
-  std::string head;              // of every OTLP/JSON request body (the service name's resource)
+  std::string head;              // of every OTLP/JSON request body; protobuf: room for it
   Batch filling;                 // everything from here on is guarded by mutex
   std::deque<Batch> full;        // max_batch spans each, waiting for the sender
   std::size_t queued = 0;        // spans in `filling` and `full`: at most max_queue

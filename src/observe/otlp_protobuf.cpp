@@ -272,18 +272,17 @@ char* put_otlp_proto_span(char* at, const Span& span, std::size_t bound) {
 
 // ExportTraceServiceRequest { resource_spans 1: ResourceSpans { resource 1: Resource {
 // attributes 1: service.name }, scope_spans 2: ScopeSpans { scope 1: { name 1, version 2 },
-// spans 2... } } }. The two outer lengths count the spans, so the head is made last.
-std::string otlp_proto_body(std::string_view service_name, std::string_view spans) {
+// spans 2... } } }. The two outer lengths count the spans.
+std::string otlp_proto_head(std::string_view service_name, std::size_t spans_size) {
   Attributes resource{{AttributeName::literal("service.name"), std::string(service_name)}};
   std::string service(attributes_bound(resource), '\0');  // the resource's one attribute
   service.resize(static_cast<std::size_t>(put_attributes(service.data(), 1, resource) - service.data()));
   std::size_t resource_size = service.size();
   constexpr std::string_view scope_name = "errand", scope_version = "0.1";
   std::size_t scope_size = string_field_size(scope_name.size()) + string_field_size(scope_version.size());
-  std::size_t scope_spans = 1 + varint_size(scope_size) + scope_size + spans.size();
+  std::size_t scope_spans = 1 + varint_size(scope_size) + scope_size + spans_size;
   std::size_t resource_spans = 1 + varint_size(resource_size) + resource_size + 1 + varint_size(scope_spans) + scope_spans;
-  // Everything before the spans: small (the service name is its largest part).
-  std::string head(resource_size + 64, '\0');
+  std::string head(resource_size + 64, '\0');  // the service name is its only part of any size
   char* at = head.data();
   *at++ = static_cast<char>(length_field(1));
   at = put_varint(at, resource_spans);
@@ -298,9 +297,7 @@ std::string otlp_proto_body(std::string_view service_name, std::string_view span
   at = put_string_field(at, length_field(1), scope_name, scope_name.size());
   at = put_string_field(at, length_field(2), scope_version, scope_version.size());
   head.resize(static_cast<std::size_t>(at - head.data()));
-  std::string body;
-  body.reserve(head.size() + spans.size());
-  return body.append(head).append(spans);
+  return head;
 }
 
 std::string encode_otlp_protobuf(const std::vector<Span>& spans, std::string_view service_name) {
@@ -310,7 +307,7 @@ std::string encode_otlp_protobuf(const std::vector<Span>& spans, std::string_vie
   char* at = fields.data();
   for (const auto& s : spans) at = put_otlp_proto_span(at, s, otlp_proto_span_bound(s));
   fields.resize(static_cast<std::size_t>(at - fields.data()));
-  return otlp_proto_body(service_name, fields);
+  return otlp_proto_head(service_name, fields.size()) + fields;
 }
 
 }  // namespace errand::observe

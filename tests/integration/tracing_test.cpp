@@ -539,6 +539,27 @@ TEST_F(TracingTest, TheOtlpExporterPostsProtobufThatDecodesToTheSpansItWasGiven)
   otlp->shutdown(1000ms);
 }
 
+// A batch of 16 KiB to 2 MiB has its head written into room kept ahead of its spans (smaller
+// ones, as above, get a head of their own size); both decode to the spans given.
+TEST_F(TracingTest, ALargeProtobufBatchDecodesToTheSpansItWasGiven) {
+  http::Client plain = plain_client();
+  OtlpOptions options = fresh_collector(plain);
+  options.encoding = OtlpEncoding::protobuf;
+  OtlpHttpExporter otlp(options);
+  std::vector<Span> spans = spans_at_the_edges();
+  while (spans.size() < 90) spans.push_back(spans[spans.size() % 3]);
+  for (const auto& span : spans) otlp.export_span(span);
+  ASSERT_TRUE(otlp.flush(5000ms));
+  EXPECT_EQ(otlp.stats().exported, spans.size());
+  auto body = send(plain, url("/v1/traces?protobuf=0"));
+  ASSERT_TRUE(body);
+  ASSERT_EQ(body->status, 200);
+  EXPECT_GT(body->body.size(), 16u * 1024);
+  EXPECT_LT(body->body.size(), 2u * 1024 * 1024);
+  EXPECT_EQ(protobuf_against_json(encode_otlp_json(spans, "errand"), body->body), "same");
+  otlp.shutdown(1000ms);
+}
+
 // A queue longer than a batch goes out in batches of max_batch, in order, each span once: the
 // sender takes the first max_batch and leaves the rest queued.
 TEST_F(TracingTest, ABacklogIsSentInBatchesOfMaxBatchEachSpanOnce) {
