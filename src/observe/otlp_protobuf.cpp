@@ -145,7 +145,8 @@ char* put_message(char* at, unsigned char key, std::size_t bound, Content&& cont
 // double_value 4 } }, as field `field`. Its lengths need its texts' sizes only, so it is
 // sized and written in one go. A oneof member is written even when it holds its type's
 // default, so that the receiver knows which one is set.
-inline char* put_attribute(char* at, unsigned field, const AttributeName& key, const AttributeValue& value) {
+[[gnu::always_inline]] inline char* put_attribute(char* at, unsigned field, const AttributeName& key,
+                                                 const AttributeValue& value) {
   const std::string_view name = key.view();
   const std::size_t key_size = key.plain() ? name.size() : text_size(name);
   std::size_t text = 0;  // the string value's, once its bad bytes are replaced
