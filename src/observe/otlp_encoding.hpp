@@ -4,13 +4,22 @@
 // Protobuf (otlp_protobuf.cpp): its ScopeSpans.spans field, of an exact size.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include <errand/observe/tracing.hpp>
 
 namespace errand::observe {
+
+// A time as OTLP has it: nanoseconds since 1970, unsigned (fixed64); an earlier time is sent
+// as 1970, in both encodings.
+inline std::uint64_t otlp_unix_nanos(SystemTime t) {
+  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  return nanos < 0 ? 0 : static_cast<std::uint64_t>(nanos);
+}
 
 // At least the size of put_otlp_span's text for `span`.
 std::size_t otlp_span_bound(const Span& span);

@@ -119,10 +119,6 @@ inline char* put_string_field(char* at, unsigned char key, std::string_view s, s
   return put_text(at, s, size);
 }
 
-std::uint64_t nanos(SystemTime t) {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
-}
-
 // A message written in one pass: its content goes after room for the longest length its
 // bound allows, and is moved back over what the actual length leaves unused (only a message
 // whose bound and size fall on different sides of a power of 128).
@@ -221,7 +217,8 @@ std::size_t span_content_bound(const Span& s) {
   return n;
 }
 
-// Like every proto3 encoder, an empty string or unset field is left out (not a oneof member).
+// Unset fields and empty names, tracestate and status message are left out, as proto3
+// encoders leave out defaults; a oneof member and an attribute's key are always written.
 // Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6,
 // start_time_unix_nano 7, end_time_unix_nano 8, attributes 9, events 11 (Event:
 // time_unix_nano 1, name 2, attributes 3), dropped_events_count 12, status 15 (Status:
@@ -236,14 +233,14 @@ char* put_span_content(char* at, const Span& s) {
   *at++ = static_cast<char>(varint_field(6));
   *at++ = s.kind == SpanKind::client ? 3 : 1;  // SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL
   *at++ = static_cast<char>(fixed64_field(7));
-  at = put_fixed64(at, nanos(s.start));
+  at = put_fixed64(at, otlp_unix_nanos(s.start));
   *at++ = static_cast<char>(fixed64_field(8));
-  at = put_fixed64(at, nanos(s.end));
+  at = put_fixed64(at, otlp_unix_nanos(s.end));
   at = put_attributes(at, 9, s.attributes);
   for (const auto& e : s.events) {
     at = put_message(at, length_field(11), event_bound(e), [&e](char* p) {
       *p++ = static_cast<char>(fixed64_field(1));
-      p = put_fixed64(p, nanos(e.time));
+      p = put_fixed64(p, otlp_unix_nanos(e.time));
       if (!e.name.empty()) p = put_string_field(p, length_field(2), e.name, text_size(e.name));
       return put_attributes(p, 3, e.attributes);
     });

@@ -140,10 +140,17 @@ namespace {
 // The attribute lists of exported spans, emptied and kept for this thread's next spans: a
 // sampled request would otherwise allocate two lists and free them after the export. A list
 // that an exporter took (moved out) has no room and is not kept; nor is one grown large.
+// A span may be started or ended while the thread's objects are destroyed (from another
+// thread_local's or a static's destructor): once the pool is gone it hands out new lists and
+// keeps none. The flag has no destructor, so it can be read then.
+thread_local bool attribute_lists_gone = false;
+
 class AttributeListPool {
  public:
   static constexpr std::size_t room = 10;  // what the tracing layers set on a span
   static constexpr std::size_t kept = 8;
+
+  ~AttributeListPool() { attribute_lists_gone = true; }
 
   Attributes take() {
     if (lists_.empty()) {
@@ -169,6 +176,17 @@ class AttributeListPool {
 
 thread_local AttributeListPool attribute_lists;
 
+Attributes take_attribute_list() {
+  if (!attribute_lists_gone) return attribute_lists.take();
+  Attributes list;
+  list.reserve(AttributeListPool::room);
+  return list;
+}
+
+void give_attribute_list(Attributes&& list) {
+  if (!attribute_lists_gone) attribute_lists.give(std::move(list));
+}
+
 }  // namespace
 
 Span Tracer::start_span_in(SpanContext context, std::string name, SpanKind kind, std::optional<SpanId> parent_span_id,
@@ -178,7 +196,7 @@ Span Tracer::start_span_in(SpanContext context, std::string name, SpanKind kind,
   span.kind = kind;
   span.context = std::move(context);
   span.parent_span_id = parent_span_id;
-  if (span.context.sampled) span.attributes = attribute_lists.take();  // room for the layers' attributes
+  if (span.context.sampled) span.attributes = take_attribute_list();  // room for the layers' attributes
   span.start = start;
   return span;
 }
@@ -189,7 +207,7 @@ void Tracer::end_span(Span& span) const {
   for (std::size_t i = 0; i + 1 < exporters_.size(); ++i) exporters_[i]->export_span(static_cast<const Span&>(span));
   if (exporters_.empty()) return;
   exporters_.back()->export_span(std::move(span));  // the span is done with
-  attribute_lists.give(std::move(span.attributes));  // unless the exporter took them
+  give_attribute_list(std::move(span.attributes));  // unless the exporter took them
 }
 
 void Tracer::flush() const {
@@ -293,15 +311,15 @@ char* put_otlp_span(char* at, const Span& s) {
   if (s.kind == SpanKind::client) at = put_literal(at, ",\"kind\":3");  // SPAN_KIND_CLIENT
   else at = put_literal(at, ",\"kind\":1");                             // SPAN_KIND_INTERNAL
   at = put_literal(at, ",\"startTimeUnixNano\":");
-  at = put_quoted_integer(at, nanos_since_epoch(s.start));
+  at = put_quoted_integer(at, static_cast<std::int64_t>(otlp_unix_nanos(s.start)));
   at = put_literal(at, ",\"endTimeUnixNano\":");
-  at = put_quoted_integer(at, nanos_since_epoch(s.end));
+  at = put_quoted_integer(at, static_cast<std::int64_t>(otlp_unix_nanos(s.end)));
   at = put_literal(at, ",\"attributes\":");
   at = put_otlp_attributes(at, s.attributes);
   at = put_literal(at, ",\"events\":[");
   for (const auto& e : s.events) {
     at = put_literal(at, "{\"timeUnixNano\":");
-    at = put_quoted_integer(at, nanos_since_epoch(e.time));
+    at = put_quoted_integer(at, static_cast<std::int64_t>(otlp_unix_nanos(e.time)));
     at = put_literal(at, ",\"name\":");
     at = put_string(at, e.name);
     at = put_literal(at, ",\"attributes\":");

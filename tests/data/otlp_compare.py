@@ -41,13 +41,15 @@ def hex_ids(node):
 
 
 def without_defaults(node):
-    """Protobuf leaves out empty repeated fields, empty strings and messages that are not set
-    (but not a oneof member, such as an AnyValue's empty stringValue)."""
+    """Protobuf leaves out empty repeated fields, empty strings, zero times and messages that
+    are not set (but not a oneof member, such as an AnyValue's empty stringValue)."""
     if isinstance(node, dict):
         kept = {}
         for k, v in node.items():
             v = without_defaults(v)
             if v == [] or (v == {} and k != "value") or (v == "" and k != "stringValue"):
+                continue
+            if k.endswith("UnixNano") and v == "0":
                 continue
             kept[k] = v
         return kept
@@ -123,7 +125,8 @@ def main():
     request = module.ExportTraceServiceRequest()
     request.ParseFromString(open(protobuf_path, "rb").read())  # refuses strings that are not UTF-8
     decoded = hex_ids(json_format.MessageToDict(request, use_integers_for_enums=True))
-    expected = json.load(open(json_path))
+    # "-0" is a double (negative zero) in OTLP/JSON, not the integer 0.
+    expected = json.load(open(json_path), parse_int=lambda text: -0.0 if text == "-0" else int(text))
     a, b = (floats_as_text(without_defaults(x)) for x in (expected, decoded))
     if "--loose" in sys.argv[4:]:
         a, b = loose(a, {}), loose(b, {})

@@ -122,6 +122,7 @@ std::vector<Span> spans_at_the_edges() {
   a.add(AttributeName::literal("double.nan"), std::nan(""));
   a.add(AttributeName::literal("double.inf"), -std::numeric_limits<double>::infinity());
   a.add(AttributeName::literal("double.zero"), 0.0);
+  a.add(AttributeName::literal("double.negative.zero"), -0.0);
   a.add(AttributeName::literal("yes"), true);
   a.add(AttributeName::literal("no"), false);
   a.add_event("retry", {{"retry.attempt", std::int64_t{2}}, {"retry.reason", "HTTP 503 \"quoted\""}},
@@ -129,11 +130,12 @@ std::vector<Span> spans_at_the_edges() {
   a.add_event("empty event", {}, a.start + 300us);
   a.dropped_events = 5;
   a.set_error("connect: refused \xc3\xa9 and \xff");
-  Span& b = spans[1];  // a root span, internal, nothing set
+  Span& b = spans[1];  // a root span, internal, nothing set; times at and before 1970
   b.name = "";
   b.context = context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-  b.start = SystemTime(std::chrono::nanoseconds(1));
-  b.end = SystemTime(std::chrono::nanoseconds(2));
+  b.start = SystemTime(std::chrono::nanoseconds(-5));
+  b.end = SystemTime(std::chrono::nanoseconds(0));
+  b.add_event("before 1970", {}, SystemTime(std::chrono::nanoseconds(std::numeric_limits<std::int64_t>::min())));
   Span& c = spans[2];  // status ok, a name of 200 bytes
   c.name = std::string(200, 'n');
   c.context = context("00-0af7651916cd43dd8448eb211c80319c-00000000000000ff-01");

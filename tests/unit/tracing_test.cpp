@@ -12,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <thread>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -213,6 +214,10 @@ TEST(Tracing, TheOtlpTextOfTheWorstSpanStaysWithinItsBound) {
   EXPECT_EQ(span["events"].size(), 4u);
   EXPECT_EQ(span["events"][3]["attributes"].size(), 0u);
   EXPECT_EQ(span["droppedEventsCount"], std::numeric_limits<std::uint32_t>::max());
+  // OTLP times are unsigned: one before 1970 goes as 1970.
+  EXPECT_EQ(span["startTimeUnixNano"], "0");
+  EXPECT_EQ(span["events"][0]["timeUnixNano"], "0");
+  EXPECT_EQ(span["endTimeUnixNano"], std::to_string(std::numeric_limits<std::int64_t>::max()));
 }
 
 // The protobuf encoding byte by byte, for a span with only what every span has: the
@@ -478,6 +483,45 @@ TEST(Tracing, SpansAfterAnExportDoNotTouchWhatTheExportersKept) {
         EXPECT_EQ(std::get<std::string>(value), "value " + std::to_string(i) + std::string(40, 'x'));
     }
   }
+}
+
+// A span ended while its thread's objects are being destroyed (here from a thread_local made
+// before the tracer's own, so destroyed after them) is exported like any other. ASan finds
+// a use of the destroyed attribute lists, if there is one.
+TEST(Tracing, ASpanEndedAsItsThreadEndsIsExported) {
+  auto collected = std::make_shared<CollectingExporter>();
+  auto tracer = std::make_shared<Tracer>();
+  tracer->add_exporter(collected);
+  struct EndsAtThreadExit {
+    std::shared_ptr<Tracer> tracer;
+    std::optional<Span> span;
+    ~EndsAtThreadExit() {
+      if (!tracer || !span) return;
+      tracer->end_span(*span);  // its list given back after the thread's lists are gone
+      Span after = tracer->start_span("after", SpanKind::client);  // and one taken
+      after.add(AttributeName::literal("n"), std::int64_t{4});
+      tracer->end_span(after);
+    }
+  };
+  std::thread([&] {
+    thread_local EndsAtThreadExit holder;  // made first: destroyed last
+    holder.tracer = tracer;
+    for (int i = 0; i < 3; ++i) {  // the thread's attribute lists are made, and fill
+      Span s = tracer->start_span("early", SpanKind::client);
+      s.add(AttributeName::literal("n"), std::int64_t{i});
+      tracer->end_span(s);
+    }
+    holder.span = tracer->start_span("late", SpanKind::client);
+    holder.span->add(AttributeName::literal("n"), std::int64_t{3});
+  }).join();
+  auto spans = collected->spans();
+  ASSERT_EQ(spans.size(), 5u);
+  EXPECT_EQ(spans[3].name, "late");
+  ASSERT_EQ(spans[3].attributes.size(), 1u);
+  EXPECT_EQ(std::get<std::int64_t>(spans[3].attributes[0].second), 3);
+  EXPECT_EQ(spans[4].name, "after");
+  ASSERT_EQ(spans[4].attributes.size(), 1u);
+  EXPECT_EQ(std::get<std::int64_t>(spans[4].attributes[0].second), 4);
 }
 
 TEST(Tracing, TheCollectingExporterKeepsAtMostItsLimitAndCountsTheRest) {
