@@ -73,25 +73,34 @@ struct OtlpHttpExporter::Impl {
     std::size_t spans = 0;
   };
 
+  // What a batch's body adds to its text when sent, at most: JSON's ',' before a span and its
+  // tail; protobuf's head, when its lengths take more than the three bytes it has room for.
+  std::size_t closing() const { return json ? 1 + otlp_json_tail().size() : 8; }
+
   // Under mutex.
   void add(std::string_view span_text) {
+    if (filling.spans > 0 && filling.text.size() + span_text.size() + closing() > options.max_batch_bytes)
+      close_batch();  // the span starts the next one
     if (filling.spans == 0) {
       filling.text.assign(head);
       // Room for a batch of spans like this one, but no more than 1 MiB ahead.
       std::size_t per_span = span_text.size() + 64;
       std::size_t spans = std::min({options.max_batch, options.max_queue, (std::size_t{1} << 20) / per_span});
-      filling.text.reserve(head.size() + spans * per_span);
+      filling.text.reserve(std::min(head.size() + spans * per_span, options.max_batch_bytes));
     } else if (json) {
       filling.text += ',';
     }
     filling.text.append(span_text);
     ++filling.spans;
     ++queued;
-    if (filling.spans >= options.max_batch) {
-      full.push_back(std::move(filling));
-      filling = Batch{};
-      wake.notify_one();
-    }
+    if (filling.spans >= options.max_batch) close_batch();
+  }
+
+  // Under mutex.
+  void close_batch() {
+    full.push_back(std::move(filling));
+    filling = Batch{};
+    wake.notify_one();
   }
 
   void run() {

@@ -598,6 +598,63 @@ TEST_F(TracingTest, ABacklogIsSentInBatchesOfMaxBatchEachSpanOnce) {
   otlp.shutdown(1000ms);
 }
 
+// Batches end before their body would pass max_batch_bytes, whichever the encoding; a span
+// larger than that goes alone. Every span arrives once, in order.
+TEST_F(TracingTest, ABatchIsSentBeforeItsBodyPassesMaxBatchBytes) {
+  for (OtlpEncoding encoding : {OtlpEncoding::json, OtlpEncoding::protobuf}) {
+    http::Client plain = plain_client();
+    OtlpOptions options = fresh_collector(plain);
+    options.encoding = encoding;
+    options.max_batch_bytes = 2048;
+    OtlpHttpExporter otlp(options);
+    Tracer tracer;
+    std::vector<Span> spans;
+    for (int i = 0; i < 12; ++i) {
+      // Names that are no part of one another: "span-1-…" is not in "span-11-…".
+      Span s = tracer.start_span("span-" + std::to_string(i) + "-" + std::string(i == 7 ? 3000 : 500, 'n'),
+                                 SpanKind::client);
+      tracer.end_span(s);
+      spans.push_back(s);
+      otlp.export_span(std::move(s));
+    }
+    ASSERT_TRUE(otlp.flush(5000ms));
+    EXPECT_EQ(otlp.stats().exported, 12u);
+    std::vector<std::string> received;
+    std::size_t posts = 0;
+    if (encoding == OtlpEncoding::json) {
+      auto got = send(plain, url("/v1/traces"));
+      ASSERT_TRUE(got);
+      for (const auto& batch : json::parse(got->body)) {
+        ++posts;
+        const json& list = batch["resourceSpans"][0]["scopeSpans"][0]["spans"];
+        if (list.size() > 1) {
+          EXPECT_LE(batch.dump().size(), 2048u);
+        }
+        for (const auto& s : list) received.push_back(s["name"]);
+      }
+    } else {
+      for (;; ++posts) {
+        auto got = send(plain, url("/v1/traces?protobuf=" + std::to_string(posts)));
+        ASSERT_TRUE(got);
+        if (got->status == 404) break;
+        std::vector<Span> in_batch;
+        for (const auto& s : spans)
+          if (got->body.find(s.name) != std::string::npos) in_batch.push_back(s);
+        if (in_batch.size() > 1) {
+          EXPECT_LE(got->body.size(), 2048u);
+        }
+        EXPECT_EQ(protobuf_against_json(encode_otlp_json(in_batch, "errand"), got->body), "same");
+        for (const auto& s : in_batch) received.push_back(s.name);
+      }
+    }
+    std::vector<std::string> names;
+    for (const auto& s : spans) names.push_back(s.name);
+    EXPECT_EQ(received, names) << to_string(encoding);
+    EXPECT_GE(posts, 4u) << to_string(encoding);
+    otlp.shutdown(1000ms);
+  }
+}
+
 TEST_F(TracingTest, AFullQueueDropsAndCountsWithoutBlockingAndShutdownEndsWithADeadCollector) {
   OtlpOptions options;
   options.endpoint = "http://127.0.0.1:" + std::to_string(testing::free_port());

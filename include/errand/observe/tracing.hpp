@@ -228,6 +228,9 @@ struct OtlpOptions {
   std::string service_name = "errand";
   std::size_t max_queue = 2048;  // spans waiting; more are dropped (and counted)
   std::size_t max_batch = 512;   // spans per POST
+  // Bytes per POST: a batch is sent before a span would take its body past this (collectors
+  // limit request bodies); a span larger than this goes alone.
+  std::size_t max_batch_bytes = std::size_t{1} << 20;
   std::chrono::milliseconds flush_interval{1000};  // a partial batch waits at most this long
   std::chrono::milliseconds timeout{5000};         // per POST
 };
