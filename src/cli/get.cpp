@@ -279,11 +279,13 @@ int execute(const GetOptions& o) {
         return report_error(o, Error::config("--otlp: " + parsed.error().message()));
       // As OpenTelemetry SDKs do: the flag, else the traces variable, else the general one.
       std::string source = "--otlp-protocol", protocol = o.otlp_protocol;
-      for (const char* variable : {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"}) {
-        if (!protocol.empty()) break;
-        if (const char* value = std::getenv(variable); value && *value) {
-          source = variable;
-          protocol = value;
+      if (protocol.empty()) {
+        for (const char* variable : {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"}) {
+          if (const char* value = std::getenv(variable); value && *value) {
+            source = variable;
+            protocol = value;
+            break;
+          }
         }
       }
       if (protocol.empty()) protocol = "json";

@@ -130,23 +130,8 @@ inline char* put_bytes(char* at, const char* from, std::size_t n) {
 // Whether all of `s` goes into a JSON string as it is, checked a word at a time (the last
 // word overlapping the one before).
 inline bool plain_text(std::string_view s) {
-  const char* p = s.data();
-  const std::size_t n = s.size();
-  if (n >= 8) {
-    std::size_t i = 0;
-    for (; i + 8 < n; i += 8)
-      if (!plain_word(word_scan::load(p + i))) return false;
-    return plain_word(word_scan::load(p + n - 8));
-  }
-  if (n >= 4) {
-    std::uint32_t first, last;
-    std::memcpy(&first, p, 4);
-    std::memcpy(&last, p + n - 4, 4);
-    return plain_word(first | std::uint64_t{last} << 32);
-  }
-  for (std::size_t i = 0; i < n; ++i)
-    if (!plain_byte[static_cast<unsigned char>(p[i])]) return false;
-  return true;
+  return word_scan::all_words(
+      s, [](std::uint64_t w) { return plain_word(w); }, [](unsigned char c) { return plain_byte[c]; });
 }
 
 // Writes the escape of the byte or UTF-8 sequence at the start of `s` (non-empty); sets

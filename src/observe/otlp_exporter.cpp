@@ -1,9 +1,9 @@
 // The OTLP/HTTP exporter (JSON or protobuf). export_span() encodes the span on the Client's
 // worker that ended it, into the batch being filled (a span is encoded where it was made, so
-// its memory is freed by the thread that allocated it, and nothing but bytes cross threads); full batches
-// wait in a bounded queue, and a sender thread POSTs them through a Client of its own. The
-// POSTs are started and cancelled on that Client's single worker only, so a cancellation
-// signal is never touched from two threads.
+// its memory is freed by the thread that allocated it, and nothing but bytes cross threads);
+// full batches wait in a bounded queue, and a sender thread POSTs them through a Client of
+// its own. The POSTs are started and cancelled on that Client's single worker only, so a
+// cancellation signal is never touched from two threads.
 #include <errand/observe/tracing.hpp>
 
 #include <atomic>
@@ -144,7 +144,7 @@ struct OtlpHttpExporter::Impl {
   void finish_protobuf(std::string& text) const {
     std::string real = otlp_proto_head(options.service_name, text.size() - head.size());
     if (real.size() == head.size()) std::memcpy(text.data(), real.data(), real.size());
-    else text = real + text.substr(head.size());
+    else text.replace(0, head.size(), real);
   }
 
   Result<http::Response> post(std::string body) {

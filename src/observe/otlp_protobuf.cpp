@@ -1,7 +1,8 @@
 // The OTLP/HTTP protobuf encoding of spans (opentelemetry-proto, collector/trace/v1): the wire
 // format written by hand, as the JSON one is, for the few messages a span needs. Every length
-// prefix is exact, so each message's size is worked out before it is written; strings that are
-// not UTF-8 get U+FFFD for each bad byte, as in the JSON text (protobuf strings must be UTF-8).
+// prefix is exact: a message is written after room for its bound's length and moved back when
+// its own length is shorter (put_message); strings that are not UTF-8 get U+FFFD for each bad
+// byte, as in the JSON text (protobuf strings must be UTF-8).
 #include <bit>
 #include <cstring>
 
@@ -49,59 +50,46 @@ inline char* put_fixed64(char* at, std::uint64_t v) {
 // U+FFFD, what a byte that starts no valid UTF-8 sequence becomes.
 constexpr char replacement[] = "\xEF\xBF\xBD";
 
-// Whether `s` is all ASCII, checked a word at a time (the last word overlapping the one before).
+// Whether `s` is all ASCII, checked a word at a time.
 inline bool ascii(std::string_view s) {
-  using word_scan::bytes_high;
-  using word_scan::load;
-  const char* p = s.data();
-  const std::size_t n = s.size();
-  if (n >= 8) {
-    std::uint64_t high = 0;
-    for (std::size_t i = 0; i + 8 < n; i += 8) high |= bytes_high(load(p + i));
-    return (high | bytes_high(load(p + n - 8))) == 0;
+  return word_scan::all_words(
+      s, [](std::uint64_t w) { return word_scan::bytes_high(w) == 0; }, [](unsigned char c) { return c < 0x80; });
+}
+
+// Walks `s` as UTF-8: `valid(at, length)` for each valid sequence, `bad()` for each byte that
+// starts none (it becomes U+FFFD).
+template <class Valid, class Bad>
+void walk_utf8(std::string_view s, Valid valid, Bad bad) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t len = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : json_text::utf8_length(s.substr(i));
+    if (len == 0) {
+      bad();
+      ++i;
+    } else {
+      valid(s.data() + i, len);
+      i += len;
+    }
   }
-  if (n >= 4) {
-    std::uint32_t first, last;
-    std::memcpy(&first, p, 4);
-    std::memcpy(&last, p + n - 4, 4);
-    return bytes_high(first | std::uint64_t{last} << 32) == 0;
-  }
-  unsigned char high = 0;
-  for (std::size_t i = 0; i < n; ++i) high |= static_cast<unsigned char>(p[i]);
-  return high < 0x80;
 }
 
 // The size of `s` once bytes that are not UTF-8 are replaced.
 [[gnu::noinline]] std::size_t text_size_slow(std::string_view s) {
-  std::size_t i = 0, n = 0;
-  while (i < s.size()) {
-    std::size_t len = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : json_text::utf8_length(s.substr(i));
-    if (len == 0) {
-      ++i;
-      n += sizeof replacement - 1;
-    } else {
-      i += len;
-      n += len;
-    }
-  }
+  std::size_t n = 0;
+  walk_utf8(s, [&n](const char*, std::size_t len) { n += len; }, [&n] { n += sizeof replacement - 1; });
   return n;
 }
 
 inline std::size_t text_size(std::string_view s) { return ascii(s) ? s.size() : text_size_slow(s); }
 
 [[gnu::noinline]] char* put_text_slow(char* at, std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t len = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : json_text::utf8_length(s.substr(i));
-    if (len == 0) {
-      at = json_text::put_literal(at, replacement);
-      ++i;
-    } else {
-      std::memcpy(at, s.data() + i, len);
-      at += len;
-      i += len;
-    }
-  }
+  walk_utf8(
+      s,
+      [&at](const char* from, std::size_t len) {
+        std::memcpy(at, from, len);
+        at += len;
+      },
+      [&at] { at = json_text::put_literal(at, replacement); });
   return at;
 }
 

@@ -152,12 +152,14 @@ class AttributeListPool {
 
   ~AttributeListPool() { attribute_lists_gone = true; }
 
+  static Attributes fresh() {
+    Attributes list;
+    list.reserve(room);
+    return list;
+  }
+
   Attributes take() {
-    if (lists_.empty()) {
-      Attributes list;
-      list.reserve(room);
-      return list;
-    }
+    if (lists_.empty()) return fresh();
     Attributes list = std::move(lists_.back());
     lists_.pop_back();
     return list;
@@ -177,10 +179,7 @@ class AttributeListPool {
 thread_local AttributeListPool attribute_lists;
 
 Attributes take_attribute_list() {
-  if (!attribute_lists_gone) return attribute_lists.take();
-  Attributes list;
-  list.reserve(AttributeListPool::room);
-  return list;
+  return attribute_lists_gone ? AttributeListPool::fresh() : attribute_lists.take();
 }
 
 void give_attribute_list(Attributes&& list) {

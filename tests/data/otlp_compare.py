@@ -3,11 +3,10 @@
 errand's OTLP/JSON export of the same spans, under the protobuf JSON mapping that OTLP/JSON
 follows (ids as hex instead of base64 being OTLP's one departure).
 
-  otlp_compare.py PROTO_FILE JSON_EXPORT PROTOBUF_EXPORT [--loose]
+  otlp_compare.py PROTO_FILE JSON_EXPORT PROTOBUF_EXPORT
 
 PROTO_FILE is tests/data/otlp_trace.proto. Exits 0 and prints "same" when the two say the
-same; else prints the first difference and exits 1. --loose replaces what differs between two
-requests (ids, times, delays, ports) by placeholders, for exports of two runs of one command.
+same; else prints the first difference and exits 1.
 Needs protoc (protobuf-compiler) and Debian's python3-protobuf.
 """
 import base64
@@ -75,26 +74,6 @@ def floats_as_text(node):
     return node
 
 
-def loose(node, ids):
-    """Placeholders for what two runs of one command cannot share."""
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            if k in ID_KEYS:
-                out[k] = ids.setdefault(v, "id%d" % len(ids))
-            elif k.endswith("UnixNano"):
-                assert v.isdigit(), (k, v)
-                out[k] = "time"
-            else:
-                out[k] = loose(v, ids)
-        if "key" in out and ("delay" in out["key"] or out["key"].endswith(".port")):
-            out["value"] = "varies"
-        return out
-    if isinstance(node, list):
-        return [loose(v, ids) for v in node]
-    return node
-
-
 def first_difference(a, b, path="$"):
     if type(a) != type(b):
         return "%s: %r vs %r" % (path, a, b)
@@ -128,8 +107,6 @@ def main():
     # "-0" is a double (negative zero) in OTLP/JSON, not the integer 0.
     expected = json.load(open(json_path), parse_int=lambda text: -0.0 if text == "-0" else int(text))
     a, b = (floats_as_text(without_defaults(x)) for x in (expected, decoded))
-    if "--loose" in sys.argv[4:]:
-        a, b = loose(a, {}), loose(b, {})
     difference = first_difference(a, b)
     if difference:
         print("different:", difference)

@@ -52,11 +52,6 @@ Span full_span() {
   return s;
 }
 
-const Span& full_span_kept() {
-  static const Span span = full_span();
-  return span;
-}
-
 TEST(Tracing, OtlpJsonFollowsTheProtobufJsonMappingExactly) {
   json got = json::parse(encode_otlp_json({full_span()}, "checkout"));
   json want = json::parse(R"({
@@ -263,7 +258,8 @@ TEST(Tracing, TheOtlpProtobufLengthOfASpanIsExactAndWithinItsBound) {
     worst.add_event(std::string(i, 'e'), {{"d", i * 0.5}, {"b", i % 2 == 0}, {std::string(i, '\x80'), "\xf4\x90"}});
   }
   few.attributes.assign(worst.attributes.begin(), worst.attributes.begin() + 16);
-  for (const Span* s : std::initializer_list<const Span*>{&empty, &few, &worst, &full_span_kept()}) {
+  const Span full = full_span();
+  for (const Span* s : std::initializer_list<const Span*>{&empty, &few, &worst, &full}) {
     std::size_t bound = otlp_proto_span_bound(*s);
     std::string room(bound + 64, '\x55');
     auto written = static_cast<std::size_t>(put_otlp_proto_span(room.data(), *s, bound) - room.data());
