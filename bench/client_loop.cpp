@@ -4,7 +4,7 @@
 //   errand_client_loop --url http://127.0.0.1:8080/small --concurrency 50 --duration 5s
 //                      [--new-connection] [--expect-bytes N] [--stream]
 //                      [--chain none|policies|full] [--otlp URL] [--otlp-protocol json|protobuf]
-//                      [--sample RATIO]
+//                      [--sample RATIO] [--otlp-batch N]
 //   {"tool":"errand","requests":N,"errors":E,"seconds":S,"rps":R,"cpu_us_per_req":C,
 //    "max_rss_kib":M,"connections":K}
 //
@@ -23,10 +23,14 @@
 // says "tool":"errand-policies" / "errand-full" and, for full, how many spans were exported.
 // With --stream the chain wraps open() ("errand-stream-policies", ...).
 // --sample sets the tracer's sample ratio (default 1: every request traced and exported).
+// --otlp none builds every span as "full" does and hands it to an exporter that throws it
+// away ("spans_discarded" counts them): what tracing costs before the export. --otlp-batch
+// sets OtlpOptions::max_batch (default 512 spans per POST; the queue holds four batches).
 //
 // bench/client_loop runs this beside bench/peers/curl_multi_loop; see bench/README.md.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -64,13 +68,21 @@ struct Options {
   std::string otlp;
   errand::observe::OtlpEncoding otlp_encoding = errand::observe::OtlpEncoding::json;
   double sample = 1.0;
+  std::size_t otlp_batch = errand::observe::OtlpOptions{}.max_batch;
+};
+
+// Takes every span and keeps none: the spans are built and ended as for an exporter.
+class DiscardingExporter final : public errand::observe::SpanExporter {
+ public:
+  void export_span(const errand::observe::Span&) override { discarded.fetch_add(1, std::memory_order_relaxed); }
+  std::atomic<std::uint64_t> discarded{0};
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "errand_client_loop: %s\n"
                "usage: errand_client_loop --url URL [--concurrency 50] [--duration 5s] [--new-connection]\n"
-               "                          [--expect-bytes N] [--stream] [--chain none|policies|full] [--otlp URL] [--otlp-protocol json|protobuf] [--sample R]\n",
+               "                          [--expect-bytes N] [--stream] [--chain none|policies|full] [--otlp URL|none] [--otlp-protocol json|protobuf] [--sample R] [--otlp-batch N]\n",
                why);
   std::exit(2);
 }
@@ -133,6 +145,10 @@ Options parse_args(int argc, char** argv) {
     } else if (arg == "--sample") {
       o.sample = std::atof(std::string(value()).c_str());
       if (!(o.sample >= 0 && o.sample <= 1)) usage("--sample takes a ratio from 0 to 1");
+    } else if (arg == "--otlp-batch") {
+      long n = std::atol(std::string(value()).c_str());
+      if (n <= 0) usage("--otlp-batch takes a positive number of spans");
+      o.otlp_batch = static_cast<std::size_t>(n);
     } else if (arg == "-h" || arg == "--help") {
       usage("keeps requests in flight through errand's client and reports their cost");
     } else {
@@ -235,14 +251,22 @@ int main(int argc, char** argv) {
     errand::http::Client::Builder builder;  // the defaults, as a user gets them
     builder.runtime(runtime);
     std::shared_ptr<errand::observe::OtlpHttpExporter> otlp;
+    std::shared_ptr<DiscardingExporter> discarding;
     if (options.chain != "none") builder.metrics(std::make_shared<errand::observe::Registry>()).breaker().retry();
     if (options.chain == "full") {
-      errand::observe::OtlpOptions otlp_options;
-      otlp_options.endpoint = options.otlp;
-      otlp_options.encoding = options.otlp_encoding;
-      otlp = std::make_shared<errand::observe::OtlpHttpExporter>(otlp_options);
       auto tracer = std::make_shared<errand::observe::Tracer>("errand_client_loop");
-      tracer->add_exporter(otlp);
+      if (options.otlp == "none") {
+        discarding = std::make_shared<DiscardingExporter>();
+        tracer->add_exporter(discarding);
+      } else {
+        errand::observe::OtlpOptions otlp_options;
+        otlp_options.endpoint = options.otlp;
+        otlp_options.encoding = options.otlp_encoding;
+        otlp_options.max_batch = options.otlp_batch;
+        otlp_options.max_queue = std::max(otlp_options.max_queue, 4 * options.otlp_batch);
+        otlp = std::make_shared<errand::observe::OtlpHttpExporter>(otlp_options);
+        tracer->add_exporter(otlp);
+      }
       tracer->set_sample_ratio(options.sample);
       builder.tracing(tracer);
     }
@@ -279,6 +303,7 @@ int main(int argc, char** argv) {
       auto st = otlp->stats();
       spans = ",\"spans_exported\":" + std::to_string(st.exported) + ",\"spans_dropped\":" + std::to_string(st.dropped);
     }
+    if (discarding) spans = ",\"spans_discarded\":" + std::to_string(discarding->discarded.load());
     std::printf(
         "{\"tool\":\"%s\",\"requests\":%llu,\"errors\":%llu,\"seconds\":%.3f,\"rps\":%.1f,"
         "\"cpu_us_per_req\":%.2f,\"sys_us_per_req\":%.2f,\"max_rss_kib\":%ld,\"connections\":%llu%s}\n",
