@@ -136,52 +136,65 @@ struct OtlpHttpExporter::Impl {
 
   // On the worker, while `sending`: POSTs the next batch (a full one; else the partial one when
   // its time is up or a flush wants it), and again when that POST ends; stops sending when
-  // nothing is left, which a flush waits for.
+  // nothing is left, which a flush waits for. A batch that fails before it is sent (a bad
+  // endpoint, a shutdown) is counted here and the loop goes on: no recursion per batch.
   void send_next() {
-    Batch batch;
-    {
-      std::lock_guard lock(mutex);
-      if (!full.empty()) {
-        batch = std::move(full.front());
-        full.pop_front();
-      } else if (filling.spans > 0 && (partial_due || flush_wanted) && !stopped) {
-        batch = std::move(filling);
-        filling = Batch{};
-      } else {
-        sending = false;
-        partial_due = false;
-        if (queued == 0) flush_wanted = false;
-        idle.notify_all();
-        return;
-      }
-      queued -= batch.spans;
-    }
-    if (json) batch.text.append(otlp_json_tail());
-    else finish_protobuf(batch.text);
-    auto sent = [this, spans = batch.spans](Result<http::Response> outcome) {
+    for (;;) {
+      Batch batch;
       {
         std::lock_guard lock(mutex);
-        if (outcome && outcome->status / 100 == 2) {
-          exported += spans;
+        if (!full.empty()) {
+          batch = std::move(full.front());
+          full.pop_front();
+        } else if (filling.spans > 0 && (partial_due || flush_wanted) && !stopped) {
+          batch = std::move(filling);
+          filling = Batch{};
+          // The timer's due batch is this one: what comes after it waits for a full batch or
+          // the next tick, as POSTs would otherwise shrink to what arrives during one.
+          partial_due = false;
         } else {
-          dropped += spans;
-          ++failed_posts;
-          last_error = outcome ? "HTTP " + std::to_string(outcome->status) : outcome.error().describe();
+          sending = false;
+          partial_due = false;
+          if (queued == 0) flush_wanted = false;
+          idle.notify_all();
+          return;
         }
+        queued -= batch.spans;
       }
-      send_next();
-    };
-    auto request = http::Request::make("POST", url);
-    if (!request) return sent(fail(request.error()));
-    if (aborted.load()) return sent(fail(ErrorKind::cancelled, "the exporter was shut down"));
-    request->headers.set("Content-Type", json ? "application/json" : "application/x-protobuf");
-    request->body = std::move(batch.text);
-    request->timeouts.total = options.timeout;
-    asio::co_spawn(worker(), client->send(std::move(*request)),
-                   asio::bind_cancellation_slot(cancel.slot(), [sent](std::exception_ptr e, Result<http::Response> r) {
-                     if (e) sent(fail(ErrorKind::io, "the OTLP POST failed unexpectedly"));
-                     else sent(std::move(r));
-                   }));
+      if (json) batch.text.append(otlp_json_tail());
+      else finish_protobuf(batch.text);
+      auto request = http::Request::make("POST", url);
+      if (!request) {
+        count_post(batch.spans, fail(request.error()));
+        continue;
+      }
+      if (aborted.load()) {
+        count_post(batch.spans, fail(ErrorKind::cancelled, "the exporter was shut down"));
+        continue;
+      }
+      request->headers.set("Content-Type", json ? "application/json" : "application/x-protobuf");
+      request->body = std::move(batch.text);
+      request->timeouts.total = options.timeout;
+      asio::co_spawn(worker(), client->send(std::move(*request)),
+                     asio::bind_cancellation_slot(cancel.slot(), [this, spans = batch.spans](std::exception_ptr e,
+                                                                                          Result<http::Response> r) {
+                       if (e) count_post(spans, fail(ErrorKind::io, "the OTLP POST failed unexpectedly"));
+                       else count_post(spans, r);
+                       send_next();
+                     }));
+      return;
+    }
+  }
+
+  void count_post(std::size_t spans, const Result<http::Response>& outcome) {
+    std::lock_guard lock(mutex);
+    if (outcome && outcome->status / 100 == 2) {
+      exported += spans;
+    } else {
+      dropped += spans;
+      ++failed_posts;
+      last_error = outcome ? "HTTP " + std::to_string(outcome->status) : outcome.error().describe();
+    }
   }
 
   // Writes the head into its room; a batch whose lengths do not take three bytes each (a small
@@ -220,6 +233,9 @@ struct OtlpHttpExporter::Impl {
       cancel.emit(asio::cancellation_type::terminal);
       timer.cancel();
     });
+    // And the Client's own shutdown, which closes its connections: a POST that the signal
+    // reached between two of its steps ends at the next one.
+    client->shutdown(std::chrono::milliseconds(0));
     {
       // The POST under way ends at once, cancelled (its spans are counted as dropped): then
       // nothing on the worker uses the Client.

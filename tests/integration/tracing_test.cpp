@@ -16,6 +16,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -697,6 +698,82 @@ TEST_F(TracingTest, ShutdownCancelsAPostToAStalledCollectorAtItsDeadline) {
   EXPECT_LT(Clock::now() - started, 2s);
   EXPECT_EQ(otlp.stats().dropped, 1u);
   EXPECT_NE(otlp.stats().last_error.find("cancelled"), std::string::npos) << otlp.stats().last_error;
+}
+
+TEST_F(TracingTest, UnderSteadyTrafficAPartialBatchGoesOncePerFlushIntervalNotAfterEveryPost) {
+  // A span a millisecond for 1.2 s, to a collector that takes 20 ms to answer: when a partial
+  // batch goes at each tick of a 200 ms interval, about six POSTs; when every POST's end sent
+  // what arrived during it, one per 20 ms.
+  auto plain = plain_client();
+  auto metrics_before = send(plain, url("/metrics"));
+  ASSERT_TRUE(metrics_before);
+  OtlpOptions options;
+  options.endpoint = url("/delay/20");
+  options.flush_interval = 200ms;
+  OtlpHttpExporter otlp(options);
+  Tracer tracer;
+  Span s = tracer.start_span("GET", SpanKind::client);
+  tracer.end_span(s);
+  for (int i = 0; i < 1200; ++i) {
+    otlp.export_span(s);
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(otlp.flush(5000ms));
+  auto count = [](const std::string& text) {
+    const std::string series = "errand_target_requests_total{endpoint=\"delay\"} ";
+    auto at = text.find(series);
+    return at == std::string::npos ? -1L : std::stol(text.substr(at + series.size()));
+  };
+  auto metrics_after = send(plain, url("/metrics"));
+  ASSERT_TRUE(metrics_after);
+  long posts = count(metrics_after->body) - count(metrics_before->body);
+  EXPECT_EQ(otlp.stats().exported, 1200u);
+  EXPECT_GE(posts, 3);
+  EXPECT_LE(posts, 12) << "POSTs shrank to what arrives during one";
+  otlp.shutdown(1000ms);
+}
+
+TEST_F(TracingTest, AnEndpointThatIsNoUrlDropsEveryBatchWithoutDeepeningTheStack) {
+  OtlpOptions options;
+  options.endpoint = "not a url";
+  options.max_batch = 1;  // a batch, and a failed POST, per span
+  options.max_queue = 1'000'000;
+  options.flush_interval = 60s;
+  OtlpHttpExporter otlp(options);
+  Tracer tracer;
+  Span s = tracer.start_span("GET", SpanKind::client);
+  tracer.end_span(s);
+  constexpr std::uint64_t spans = 200'000;
+  for (std::uint64_t i = 0; i < spans; ++i) otlp.export_span(s);
+  ASSERT_TRUE(otlp.flush(20000ms));
+  auto stats = otlp.stats();
+  EXPECT_EQ(stats.exported, 0u);
+  EXPECT_EQ(stats.dropped, spans);
+  EXPECT_EQ(stats.failed_posts, spans);
+  otlp.shutdown(1000ms);
+}
+
+TEST_F(TracingTest, ShutdownCancelsAPostWhateverPhaseItIsIn) {
+  // Shut down at once, and a few microseconds apart up to 100 µs: the POST is queued,
+  // connecting, or sending. A cancellation that arrived as the connection was made was lost
+  // (the POST then ran to the collector's answer, 3 s on).
+  for (int wait_us = 0; wait_us <= 100; wait_us += 5) {
+    OtlpOptions options;
+    options.endpoint = url("/delay/3000");
+    options.timeout = 30s;
+    options.flush_interval = 60s;
+    OtlpHttpExporter otlp(options);
+    Tracer tracer;
+    Span s = tracer.start_span("GET", SpanKind::client);
+    tracer.end_span(s);
+    otlp.export_span(s);
+    EXPECT_FALSE(otlp.flush(0ms));  // starts the POST
+    std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
+    auto started = Clock::now();
+    otlp.shutdown(0ms);
+    EXPECT_LT(Clock::now() - started, 1s) << "after " << wait_us << " µs";
+    EXPECT_EQ(otlp.stats().dropped, 1u) << "after " << wait_us << " µs";
+  }
 }
 
 }  // namespace
