@@ -270,6 +270,10 @@ asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_reques
   body_done_ = false;
   bool got_first = false;
   Phase phase = Phase::first_byte;
+  // A cancellation that came as the request's last write completed found no operation to
+  // cancel, and the wait for the answer (the longest) would not see it: it ends here.
+  if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
+    co_return fail(co_await classify(asio::error::operation_aborted, phase, ErrorKind::io, "request cancelled"));
   arm(std::min(first_byte_deadline, total_deadline), phase);
   for (;;) {
     if (begin_ < end_) {
@@ -325,6 +329,10 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
         co_return std::string_view();
       }
     }
+    // As in read_head: a cancellation that came as the last read completed ends the wait for
+    // the next piece, which on a slow stream may be long.
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
+      co_return fail(co_await classify(asio::error::operation_aborted, Phase::read, ErrorKind::io, "request cancelled"));
     auto [ec, n] = co_await read_some();
     if (ec && !is_eof(ec)) co_return fail(co_await classify(ec, Phase::read, ErrorKind::io, "reading the response failed"));
     end_ += n;
@@ -393,6 +401,8 @@ asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::
       close();
       co_return fail(body_limit_error(limit));
     }
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
+      co_return fail(co_await classify(asio::error::operation_aborted, Phase::read, ErrorKind::io, "request cancelled"));
     arm(later(now(), idle, total_deadline), Phase::read);
     std::size_t old = out.size();
     out.resize(old + want);

@@ -191,11 +191,14 @@ asio::awaitable<Result<tcp::socket>> connect_any(std::vector<tcp::endpoint> endp
     if (next < endpoints.size()) wake_at = std::min(deadline, last_start + attempt_delay);
     state->wake.expires_at(wake_at);
     co_await state->wake.async_wait(use_tuple);
-    if (state->winner) continue;
+    // Cancelled first: a connection that won in the same turn as the cancellation is closed
+    // too, or the cancellation would be lost (nothing after this waits on its signal).
     if (co_await was_cancelled()) {
+      state->winner.reset();
       close_losers();
       co_return fail(ErrorKind::cancelled, "cancelled while connecting");
     }
+    if (state->winner) continue;
     if (std::chrono::steady_clock::now() >= deadline) {
       close_losers();
       co_return fail(Error::timeout(Phase::connect, "no connection to " + to_string(endpoints.front()) +

@@ -328,6 +328,36 @@ TEST_F(TargetClientTest, CancellationAbortsARequestWithin50ms) {
   EXPECT_LE(took, 50ms);
 }
 
+TEST_F(TargetClientTest, ACancellationAtAnyMomentEndsTheRequest) {
+  // Cancelled a few microseconds apart from the start, on a new connection and on a kept one:
+  // whatever step the request is at (connecting, writing, waiting for the answer, between two
+  // pieces of a stream), it ends cancelled, not when the server next writes, 3 s on. A
+  // cancellation that came as a step completed used to be lost.
+  for (const char* path : {"/delay/3000", "/stream/2?interval_ms=3000"}) {
+    for (bool fresh : {true, false}) {
+      for (int wait_us = 0; wait_us <= 300; wait_us += 10) {
+        std::optional<Client> own;
+        if (fresh) own.emplace(options(runtime_));
+        Client& c = fresh ? *own : client_;
+        if (!fresh) ASSERT_TRUE(send(request("GET", url("/ok"))));  // a connection to keep
+        asio::cancellation_signal signal;
+        auto future = asio::co_spawn(runtime_.context(0), c.send(request("GET", url(path))),
+                                     asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+        std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
+        auto cancelled_at = Clock::now();
+        asio::post(runtime_.context(0), [&] { signal.emit(asio::cancellation_type::terminal); });
+        auto res = future.get();
+        auto took = Clock::now() - cancelled_at;
+        std::string where = std::string(path) + (fresh ? ", new" : ", kept") + " connection, cancelled after " +
+                            std::to_string(wait_us) + " µs";
+        ASSERT_FALSE(res) << where;
+        EXPECT_EQ(res.error().kind(), ErrorKind::cancelled) << res.error().describe() << "; " << where;
+        EXPECT_LT(took, 1s) << where;
+      }
+    }
+  }
+}
+
 TEST_F(TargetClientTest, RefusedConnectionIsAConnectError) {
   auto port = testing::free_port();
   auto res = send(request("GET", "http://127.0.0.1:" + std::to_string(port) + "/"));
