@@ -273,7 +273,7 @@ asio::awaitable<Result<h1::ResponseHead>> Connection::read_head(bool head_reques
   // A cancellation that came as the request's last write completed found no operation to
   // cancel, and the wait for the answer (the longest) would not see it: it ends here.
   if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
-    co_return fail(co_await classify(asio::error::operation_aborted, phase, ErrorKind::io, "request cancelled"));
+    co_return fail(cancelled_between_steps(phase));
   arm(std::min(first_byte_deadline, total_deadline), phase);
   for (;;) {
     if (begin_ < end_) {
@@ -332,7 +332,7 @@ asio::awaitable<Result<std::string_view>> Connection::read_body(Duration idle, T
     // As in read_head: a cancellation that came as the last read completed ends the wait for
     // the next piece, which on a slow stream may be long.
     if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
-      co_return fail(co_await classify(asio::error::operation_aborted, Phase::read, ErrorKind::io, "request cancelled"));
+      co_return fail(cancelled_between_steps(Phase::read));
     auto [ec, n] = co_await read_some();
     if (ec && !is_eof(ec)) co_return fail(co_await classify(ec, Phase::read, ErrorKind::io, "reading the response failed"));
     end_ += n;
@@ -402,7 +402,7 @@ asio::awaitable<Result<void>> Connection::read_body_into(std::string& out, std::
       co_return fail(body_limit_error(limit));
     }
     if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
-      co_return fail(co_await classify(asio::error::operation_aborted, Phase::read, ErrorKind::io, "request cancelled"));
+      co_return fail(cancelled_between_steps(Phase::read));
     arm(later(now(), idle, total_deadline), Phase::read);
     std::size_t old = out.size();
     out.resize(old + want);
@@ -449,6 +449,11 @@ bool Connection::still_alive() {
 
 Error Connection::cut_off_error(std::error_code code, Phase phase) {
   return Error(ErrorKind::cancelled, "the client shut down before the request finished", code, phase);
+}
+
+Error Connection::cancelled_between_steps(Phase phase) {
+  close();
+  return Error(ErrorKind::cancelled, "request cancelled", std::make_error_code(std::errc::operation_canceled), phase);
 }
 
 void Connection::cut_off() {

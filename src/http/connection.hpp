@@ -91,6 +91,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void cut_off();
   // What a cut-off request fails with.
   static Error cut_off_error(std::error_code code = {}, Phase phase = Phase::none);
+  // Closes the connection and says why: a cancellation that came between two of its steps
+  // (when no operation was waiting to be cancelled), found before the next one starts. Not a
+  // coroutine, so that the frames of the reads that check it stay small.
+  Error cancelled_between_steps(Phase phase);
 
   const std::string& origin() const noexcept { return origin_; }
   TimePoint created_at() const noexcept { return created_; }
