@@ -59,8 +59,13 @@ struct OtlpHttpExporter::Impl {
         json(options.encoding == OtlpEncoding::json),
         // Protobuf: room for the head of a batch of 16 KiB to 2 MiB of spans (its lengths
         // three bytes each), written when the batch is sent.
-        head(json ? otlp_json_head(options.service_name) : std::string(otlp_proto_head(options.service_name, 1 << 14).size(), '\0')) {
+        head(json ? otlp_json_head(options.service_name) : std::string(otlp_proto_head(options.service_name, 1 << 14).size(), '\0')),
+        post(http::Request::make("POST", url)) {
     options.max_batch = std::max<std::size_t>(1, options.max_batch);
+    if (post) {
+      post->headers.set("Content-Type", json ? "application/json" : "application/x-protobuf");
+      post->timeouts.total = options.timeout;
+    }
     http::ClientOptions client_options;
     client_options.runtime = &runtime;
     client_options.max_redirects = 0;
@@ -136,8 +141,8 @@ struct OtlpHttpExporter::Impl {
 
   // On the worker, while `sending`: POSTs the next batch (a full one; else the partial one when
   // its time is up or a flush wants it), and again when that POST ends; stops sending when
-  // nothing is left, which a flush waits for. A batch that fails before it is sent (a bad
-  // endpoint, a shutdown) is counted here and the loop goes on: no recursion per batch.
+  // nothing is left, which a flush waits for. A batch that fails before it is sent (an
+  // endpoint that is no URL, a shutdown) is counted here and the loop goes on: no recursion per batch.
   void send_next() {
     for (;;) {
       Batch batch;
@@ -163,19 +168,17 @@ struct OtlpHttpExporter::Impl {
       }
       if (json) batch.text.append(otlp_json_tail());
       else finish_protobuf(batch.text);
-      auto request = http::Request::make("POST", url);
-      if (!request) {
-        count_post(batch.spans, fail(request.error()));
+      if (!post) {
+        count_post(batch.spans, fail(post.error()));
         continue;
       }
       if (aborted.load()) {
         count_post(batch.spans, fail(ErrorKind::cancelled, "the exporter was shut down"));
         continue;
       }
-      request->headers.set("Content-Type", json ? "application/json" : "application/x-protobuf");
-      request->body = std::move(batch.text);
-      request->timeouts.total = options.timeout;
-      asio::co_spawn(worker(), client->send(std::move(*request)),
+      http::Request request = *post;
+      request.body = std::move(batch.text);
+      asio::co_spawn(worker(), client->send(std::move(request)),
                      asio::bind_cancellation_slot(cancel.slot(), [this, spans = batch.spans](std::exception_ptr e,
                                                                                           Result<http::Response> r) {
                        if (e) count_post(spans, fail(ErrorKind::io, "the OTLP POST failed unexpectedly"));
@@ -249,10 +252,12 @@ struct OtlpHttpExporter::Impl {
   OtlpOptions options;
   std::string url;
   bool json;  // else protobuf
+  std::string head;  // of every OTLP/JSON request body; protobuf: room for it
+  // Every POST but its body, made once; an endpoint that is no URL fails every batch with it.
+  Result<http::Request> post;
 
   std::mutex mutex;
   std::condition_variable idle;  // flush(), shutdown(): the queue is empty and nothing is being sent
-  std::string head;              // of every OTLP/JSON request body; protobuf: room for it
   Batch filling;                 // everything from here on is guarded by mutex
   std::deque<Batch> full;        // max_batch spans each, waiting for the worker
   std::size_t queued = 0;        // spans in `filling` and `full`: at most max_queue

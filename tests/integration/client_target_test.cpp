@@ -339,7 +339,9 @@ TEST_F(TargetClientTest, ACancellationAtAnyMomentEndsTheRequest) {
         std::optional<Client> own;
         if (fresh) own.emplace(options(runtime_));
         Client& c = fresh ? *own : client_;
-        if (!fresh) ASSERT_TRUE(send(request("GET", url("/ok"))));  // a connection to keep
+        if (!fresh) {
+          ASSERT_TRUE(send(request("GET", url("/ok"))));  // a connection to keep
+        }
         asio::cancellation_signal signal;
         auto future = asio::co_spawn(runtime_.context(0), c.send(request("GET", url(path))),
                                      asio::bind_cancellation_slot(signal.slot(), asio::use_future));

@@ -28,13 +28,8 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-// The value of the sample `series` (name and labels exactly as written), NaN when absent.
-double sample(const std::string& text, const std::string& series) {
-  std::string needle = "\n" + series + " ";
-  auto at = text.find(needle);
-  if (at == std::string::npos) return std::numeric_limits<double>::quiet_NaN();
-  return std::stod(text.substr(at + needle.size()));
-}
+// The value of a sample in an exposition (support.hpp).
+constexpr auto sample = &testing::metric_sample;
 
 int status_of(const Result<http::Response>& r) { return r ? r->status : -1; }
 

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
@@ -34,6 +35,15 @@
 #include "server/target_server.hpp"
 
 namespace errand::testing {
+
+// The value of the sample `series` (name and labels exactly as written) in a Prometheus text
+// exposition, NaN when absent.
+inline double metric_sample(const std::string& text, const std::string& series) {
+  std::string needle = "\n" + series + " ";
+  auto at = text.find(needle);
+  if (at == std::string::npos) return std::numeric_limits<double>::quiet_NaN();
+  return std::stod(text.substr(at + needle.size()));
+}
 
 inline std::uint16_t free_port() {
   boost::asio::io_context io;

@@ -158,6 +158,14 @@ TEST(OtlpEncodings, ProtobufDecodedByGoogleProtobufSaysWhatTheJsonSays) {
   EXPECT_EQ(protobuf_against_json(encode_otlp_json({}, "s"), encode_otlp_protobuf({}, "s")), "same");
 }
 
+// A client span as a Tracer hands it to its exporters: sampled, started and ended.
+Span ended_span() {
+  Tracer tracer;
+  Span span = tracer.start_span("GET", SpanKind::client);
+  tracer.end_span(span);
+  return span;
+}
+
 class TracingTest : public testing::TargetSuite {
  protected:
   // tracing outer → [extra layers] → retry → tracing inner
@@ -564,7 +572,7 @@ TEST_F(TracingTest, ALargeProtobufBatchDecodesToTheSpansItWasGiven) {
 }
 
 // A queue longer than a batch goes out in batches of max_batch, in order, each span once: the
-// sender takes the first max_batch and leaves the rest queued.
+// worker takes the first max_batch and leaves the rest queued.
 TEST_F(TracingTest, ABacklogIsSentInBatchesOfMaxBatchEachSpanOnce) {
   http::Client plain = plain_client();
   OtlpOptions options = fresh_collector(plain);
@@ -578,7 +586,7 @@ TEST_F(TracingTest, ABacklogIsSentInBatchesOfMaxBatchEachSpanOnce) {
     tracer.end_span(s);
     otlp.export_span(std::move(s));
   }
-  // Four spans fill a batch and wake the sender, so it may post before flush(); what matters
+  // Four spans fill a batch and wake the exporter's worker, so it may post before flush(); what matters
   // is the batch sizes and that every span arrives once, in order.
   ASSERT_TRUE(otlp.flush(5000ms));
   EXPECT_EQ(otlp.stats().exported, 10u);
@@ -663,9 +671,7 @@ TEST_F(TracingTest, AFullQueueDropsAndCountsWithoutBlockingAndShutdownEndsWithAD
   options.max_batch = 1000;      // never a full batch: nothing is sent before shutdown
   options.flush_interval = 60s;
   OtlpHttpExporter otlp(options);
-  Tracer tracer;
-  Span s = tracer.start_span("GET", SpanKind::client);
-  tracer.end_span(s);
+  Span s = ended_span();
   auto started = Clock::now();
   for (int i = 0; i < 100; ++i) otlp.export_span(s);
   EXPECT_LT(Clock::now() - started, 1s);
@@ -688,9 +694,7 @@ TEST_F(TracingTest, ShutdownCancelsAPostToAStalledCollectorAtItsDeadline) {
   options.timeout = 30s;
   options.flush_interval = 10ms;
   OtlpHttpExporter otlp(options);
-  Tracer tracer;
-  Span s = tracer.start_span("GET", SpanKind::client);
-  tracer.end_span(s);
+  Span s = ended_span();
   otlp.export_span(s);
   EXPECT_FALSE(otlp.flush(300ms));  // the POST is under way and does not finish
   auto started = Clock::now();
@@ -711,22 +715,17 @@ TEST_F(TracingTest, UnderSteadyTrafficAPartialBatchGoesOncePerFlushIntervalNotAf
   options.endpoint = url("/delay/20");
   options.flush_interval = 200ms;
   OtlpHttpExporter otlp(options);
-  Tracer tracer;
-  Span s = tracer.start_span("GET", SpanKind::client);
-  tracer.end_span(s);
+  Span s = ended_span();
   for (int i = 0; i < 1200; ++i) {
     otlp.export_span(s);
     std::this_thread::sleep_for(1ms);
   }
   ASSERT_TRUE(otlp.flush(5000ms));
-  auto count = [](const std::string& text) {
-    const std::string series = "errand_target_requests_total{endpoint=\"delay\"} ";
-    auto at = text.find(series);
-    return at == std::string::npos ? -1L : std::stol(text.substr(at + series.size()));
-  };
   auto metrics_after = send(plain, url("/metrics"));
   ASSERT_TRUE(metrics_after);
-  long posts = count(metrics_after->body) - count(metrics_before->body);
+  const std::string posts_to_delay = R"(errand_target_requests_total{endpoint="delay"})";
+  double posts = testing::metric_sample(metrics_after->body, posts_to_delay) -
+                 testing::metric_sample(metrics_before->body, posts_to_delay);
   EXPECT_EQ(otlp.stats().exported, 1200u);
   EXPECT_GE(posts, 3);
   EXPECT_LE(posts, 12) << "POSTs shrank to what arrives during one";
@@ -740,9 +739,7 @@ TEST_F(TracingTest, AnEndpointThatIsNoUrlDropsEveryBatchWithoutDeepeningTheStack
   options.max_queue = 1'000'000;
   options.flush_interval = 60s;
   OtlpHttpExporter otlp(options);
-  Tracer tracer;
-  Span s = tracer.start_span("GET", SpanKind::client);
-  tracer.end_span(s);
+  Span s = ended_span();
   constexpr std::uint64_t spans = 200'000;
   for (std::uint64_t i = 0; i < spans; ++i) otlp.export_span(s);
   ASSERT_TRUE(otlp.flush(20000ms));
@@ -763,9 +760,7 @@ TEST_F(TracingTest, ShutdownCancelsAPostWhateverPhaseItIsIn) {
     options.timeout = 30s;
     options.flush_interval = 60s;
     OtlpHttpExporter otlp(options);
-    Tracer tracer;
-    Span s = tracer.start_span("GET", SpanKind::client);
-    tracer.end_span(s);
+    Span s = ended_span();
     otlp.export_span(s);
     EXPECT_FALSE(otlp.flush(0ms));  // starts the POST
     std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
