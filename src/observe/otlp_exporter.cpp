@@ -103,6 +103,7 @@ struct OtlpHttpExporter::Impl {
     filling.text.append(span_text);
     ++filling.spans;
     ++queued;
+    ++added;
     if (filling.spans >= options.max_batch) close_batch();
   }
 
@@ -151,7 +152,7 @@ struct OtlpHttpExporter::Impl {
         if (!full.empty()) {
           batch = std::move(full.front());
           full.pop_front();
-        } else if (filling.spans > 0 && (partial_due || flush_wanted) && !stopped) {
+        } else if (filling.spans > 0 && (partial_due || flush_upto > added - filling.spans) && !stopped) {
           batch = std::move(filling);
           filling = Batch{};
           // The timer's due batch is this one: what comes after it waits for a full batch or
@@ -160,7 +161,6 @@ struct OtlpHttpExporter::Impl {
         } else {
           sending = false;
           partial_due = false;
-          if (queued == 0) flush_wanted = false;
           idle.notify_all();
           return;
         }
@@ -191,6 +191,8 @@ struct OtlpHttpExporter::Impl {
 
   void count_post(std::size_t spans, const Result<http::Response>& outcome) {
     std::lock_guard lock(mutex);
+    settled += spans;
+    idle.notify_all();  // a flush may be waiting for these
     if (outcome && outcome->status / 100 == 2) {
       exported += spans;
     } else {
@@ -208,16 +210,22 @@ struct OtlpHttpExporter::Impl {
     else text.replace(0, head.size(), real);
   }
 
+  // Waits for the spans queued before the call, not for an empty queue: under steady
+  // traffic the queue is never empty, and a flush would wait out its deadline.
   bool flush(std::chrono::milliseconds deadline) {
     std::unique_lock lock(mutex);
-    if (stopped) return queued == 0;
-    if (queued == 0 && !sending) return true;
-    flush_wanted = true;
+    const std::uint64_t target = added;
+    if (settled >= target) return true;
+    if (stopped) return false;
+    flush_upto = std::max(flush_upto, target);
     if (start_sending()) asio::post(worker(), [this] { send_next(); });
-    return idle.wait_until(lock, Clock::now() + deadline, [&] { return queued == 0 && !sending; });
+    return idle.wait_until(lock, Clock::now() + deadline, [&] { return settled >= target; });
   }
 
   void shutdown(std::chrono::milliseconds deadline) {
+    // One at a time: a second caller waits for the first to finish, then finds it stopped
+    // (two at once both shut the Client down and reset it).
+    std::lock_guard one_at_a_time(shutting_down);
     {
       std::lock_guard lock(mutex);
       if (stopped) return;
@@ -227,6 +235,7 @@ struct OtlpHttpExporter::Impl {
       std::lock_guard lock(mutex);
       stopped = true;
       dropped += queued;
+      settled += queued;
       queued = 0;
       full.clear();
       filling = Batch{};
@@ -256,12 +265,18 @@ struct OtlpHttpExporter::Impl {
   // Every POST but its body, made once; an endpoint that is no URL fails every batch with it.
   Result<http::Request> post;
 
+  std::mutex shutting_down;
   std::mutex mutex;
-  std::condition_variable idle;  // flush(), shutdown(): the queue is empty and nothing is being sent
+  std::condition_variable idle;  // flush(): spans were settled; shutdown(): nothing is being sent
   Batch filling;                 // everything from here on is guarded by mutex
   std::deque<Batch> full;        // max_batch spans each, waiting for the worker
   std::size_t queued = 0;        // spans in `filling` and `full`: at most max_queue
-  bool flush_wanted = false;
+  // Spans ever queued, and how many of them were sent or dropped since (a POST's spans when
+  // it ends): the first `settled` of the `added`, as batches go in order. A flush waits for
+  // the count queued when it was called, and the partial batch goes when it holds any of those.
+  std::uint64_t added = 0;
+  std::uint64_t settled = 0;
+  std::uint64_t flush_upto = 0;
   bool partial_due = false;  // the timer: the partial batch goes too
   bool sending = false;      // the worker is sending (send_next runs, or a POST is under way)
   bool stopped = false;

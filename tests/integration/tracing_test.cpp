@@ -732,6 +732,72 @@ TEST_F(TracingTest, UnderSteadyTrafficAPartialBatchGoesOncePerFlushIntervalNotAf
   otlp.shutdown(1000ms);
 }
 
+TEST_F(TracingTest, UnderSteadyTrafficAFlushWaitsForWhatWasQueuedBeforeItNotForAnEmptyQueue) {
+  // A span a millisecond to a collector that takes 20 ms to answer: the queue is never empty.
+  // A flush that waited for an empty queue ran to its deadline; it waits for the spans queued
+  // before it.
+  OtlpOptions options;
+  options.endpoint = url("/delay/20");
+  options.flush_interval = 60s;  // no tick sends anything during the test
+  OtlpHttpExporter otlp(options);
+  std::atomic<std::uint64_t> exported_by_thread{0};
+  std::atomic<bool> stop{false};
+  std::thread traffic([&] {
+    Span s = ended_span();
+    auto until = Clock::now() + 10s;  // bounded, whatever the flush does
+    while (!stop.load() && Clock::now() < until) {
+      otlp.export_span(s);
+      exported_by_thread.fetch_add(1);
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::this_thread::sleep_for(300ms);
+  std::uint64_t before_flush = exported_by_thread.load();
+  auto started = Clock::now();
+  bool flushed = otlp.flush(3000ms);
+  auto took = Clock::now() - started;
+  std::uint64_t exported_after_flush = otlp.stats().exported;
+  stop = true;
+  traffic.join();
+  EXPECT_TRUE(flushed);
+  EXPECT_LT(took, 1500ms);
+  EXPECT_GE(exported_after_flush, before_flush);
+  EXPECT_GT(before_flush, 100u);
+  otlp.shutdown(2000ms);
+  auto stats = otlp.stats();
+  EXPECT_EQ(stats.exported + stats.dropped, exported_by_thread.load());
+}
+
+TEST_F(TracingTest, ShutdownsFromSeveralThreadsAtOnceEndOnce) {
+  // Each round: a POST under way to a slow collector, and four threads shutting down at once.
+  // Two shutdowns at once both shut the Client down and reset it (a null dereference or a
+  // double shutdown when they interleave).
+  for (int round = 0; round < 20; ++round) {
+    OtlpOptions options;
+    options.endpoint = url("/delay/3000");
+    options.flush_interval = 60s;
+    OtlpHttpExporter otlp(options);
+    Span s = ended_span();
+    for (int i = 0; i < 3; ++i) otlp.export_span(s);
+    EXPECT_FALSE(otlp.flush(0ms));  // starts the POST
+    std::atomic<int> ready{0};
+    std::vector<std::thread> closers;
+    for (int t = 0; t < 4; ++t) {
+      closers.emplace_back([&] {
+        ready.fetch_add(1);
+        while (ready.load() < 4) std::this_thread::yield();
+        otlp.shutdown(0ms);
+      });
+    }
+    for (auto& closer : closers) closer.join();
+    auto stats = otlp.stats();
+    EXPECT_EQ(stats.dropped, 3u) << "round " << round;
+    EXPECT_EQ(stats.exported, 0u) << "round " << round;
+    otlp.export_span(s);  // after shutdown: dropped, not sent
+    EXPECT_EQ(otlp.stats().dropped, 4u) << "round " << round;
+  }
+}
+
 TEST_F(TracingTest, AnEndpointThatIsNoUrlDropsEveryBatchWithoutDeepeningTheStack) {
   OtlpOptions options;
   options.endpoint = "not a url";
