@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <fstream>
+#include <future>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -358,6 +359,38 @@ TEST_F(TargetClientTest, ACancellationAtAnyMomentEndsTheRequest) {
       }
     }
   }
+}
+
+TEST_F(TargetClientTest, ACancellationBetweenTwoPiecesOfAStreamEndsTheNextRead) {
+  // Deterministically in the window the test above cannot aim at: the cancellation comes
+  // after one piece was read and before the next read starts, when no operation is waiting
+  // to be cancelled. The next read must see it, not wait for the server's next piece (3 s).
+  asio::cancellation_signal signal;
+  std::string first_piece;
+  std::optional<Result<std::string_view>> second_read;
+  Clock::duration second_took{};
+  auto done = asio::co_spawn(
+      runtime_.context(0),
+      [&]() -> asio::awaitable<void> {
+        co_await asio::this_coro::throw_if_cancelled(false);  // the outcome is the read's value
+        auto stream = co_await client_.open(request("GET", url("/stream/3?interval_ms=3000")));
+        if (!stream) co_return;
+        auto piece = co_await stream->read();
+        if (!piece || piece->empty()) co_return;
+        first_piece = std::string(*piece);
+        signal.emit(asio::cancellation_type::terminal);  // on this thread, between two reads
+        auto started = Clock::now();
+        second_read = co_await stream->read();
+        second_took = Clock::now() - started;
+      },
+      asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+  ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
+  done.get();
+  ASSERT_FALSE(first_piece.empty());
+  ASSERT_TRUE(second_read.has_value());
+  ASSERT_FALSE(*second_read) << "read a piece: " << **second_read;
+  EXPECT_EQ(second_read->error().kind(), ErrorKind::cancelled) << second_read->error().describe();
+  EXPECT_LT(second_took, 1s);
 }
 
 TEST_F(TargetClientTest, RefusedConnectionIsAConnectError) {
