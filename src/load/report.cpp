@@ -23,6 +23,12 @@ std::uint64_t all_errors(const Tally& t) { return t.error_total() + http_failure
 
 // Attempts that ended: responses, and requests that failed without one.
 std::uint64_t attempts(const Tally& t) { return t.requests + t.error_total(); }
+// The generator's CPU over every request it finished, failed ones included: a run of fast
+// failures (an open breaker) spent its CPU on them, and per response alone it read 134 ms.
+double cpu_us_per_outcome(const Tally& t, const RunPoint& p) {
+  std::uint64_t finished = t.requests + t.warmup_requests + t.error_total();
+  return finished ? p.cpu_s * 1e6 / static_cast<double>(finished) : 0.0;
+}
 
 double error_rate(const Tally& t) {
   std::uint64_t a = attempts(t);
@@ -102,7 +108,7 @@ nlohmann::ordered_json point_json(const RunPoint& p, const BenchOptions& o) {
   j["per_second"] = t.per_second;
   j["per_second_bytes"] = t.per_second_bytes;
   j["cpu_s"] = round3(p.cpu_s);
-  j["cpu_us_per_request"] = round3(t.requests + t.warmup_requests ? p.cpu_s * 1e6 / static_cast<double>(t.requests + t.warmup_requests) : 0.0);
+  j["cpu_us_per_request"] = round3(cpu_us_per_outcome(t, p));
   j["max_rss_kib"] = p.max_rss_kib;
   if (p.allocations_per_request >= 0) j["allocations_per_request"] = round3(p.allocations_per_request);
   if (o.retry || o.breaker)
@@ -189,8 +195,8 @@ std::string point_text(const BenchResult& r, const RunPoint& p) {
     if (t.tls_full_time.count()) latency_block(out, "Full handshake", t.tls_full_time);
     if (t.tls_resumed_time.count()) latency_block(out, "Resumed handshake", t.tls_resumed_time);
   }
-  out += fmt::format("Generator:    {:.2f}s CPU ({:.2f}us per request), max RSS {}", p.cpu_s,
-                     served ? p.cpu_s * 1e6 / static_cast<double>(served) : 0.0, human_bytes(static_cast<double>(p.max_rss_kib) * 1024));
+  out += fmt::format("Generator:    {:.2f}s CPU ({:.2f}us per request{}), max RSS {}", p.cpu_s, cpu_us_per_outcome(t, p),
+                     t.error_total() ? ", failed ones included" : "", human_bytes(static_cast<double>(p.max_rss_kib) * 1024));
   if (p.allocations_per_request >= 0) out += fmt::format(", {:.1f} allocations per request", p.allocations_per_request);
   out += "\n";
   return out;

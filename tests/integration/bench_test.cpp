@@ -539,6 +539,41 @@ TEST_F(ClientEngineTest, ReportsWhatTheRetryAndBreakerPoliciesDid) {
   EXPECT_EQ(j["errors"]["circuit_open"], 20);
 }
 
+TEST_F(ClientEngineTest, ReuseIsPerResponseAndCpuPerRequestCountsFailuresWithRetries) {
+  // One request to /flaky?fail=2 with retries: three attempts on one connection, the last two
+  // on a reused one, and one response. The pool counts reuse per attempt: 2 of 1 response.
+  server::TargetServer target(server::TargetOptions{});
+  ASSERT_TRUE(target.start());
+  auto o = options(target.base_url() + "/flaky?fail=2&key=bench-reuse");
+  o.retry = true;
+  o.connections = 1;
+  o.threads = 1;
+  o.requests = 1;
+  auto r = run_bench(o);
+  ASSERT_TRUE(r) << r.error().describe();
+  const Tally& t = r->points.back().tally;
+  ASSERT_EQ(t.requests, 1u) << t.first_error;
+  EXPECT_EQ(t.retries, 2u);
+  EXPECT_EQ(t.reused_requests, 1u);
+  auto j = to_json(*r);
+  EXPECT_LE(j["reuse_rate"].get<double>(), 1.0);
+  EXPECT_NE(text_summary(*r).find("100.00% of requests on a reused connection"), std::string::npos) << text_summary(*r);
+
+  // Only failures (a refused port, then an open breaker): the CPU is per failed request, not 0.
+  auto failing = options("http://127.0.0.1:" + std::to_string(testing::free_port()) + "/");
+  failing.breaker = true;
+  failing.requests = 30;
+  r = run_bench(failing);
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_EQ(r->points.back().tally.requests, 0u);
+  ASSERT_EQ(r->points.back().tally.error_total(), 30u);
+  j = to_json(*r);
+  double cpu_s = r->points.back().cpu_s;
+  EXPECT_GT(cpu_s, 0.0);
+  EXPECT_NEAR(j["cpu_us_per_request"].get<double>(), cpu_s * 1e6 / 30, 0.001);
+  EXPECT_NE(text_summary(*r).find("failed ones included"), std::string::npos);
+}
+
 TEST(BenchOptionsTest, BadInputIsAConfigErrorBeforeAnyTraffic) {
   auto check = [](BenchOptions o, const std::string& fragment) {
     auto r = run_bench(o);
