@@ -362,7 +362,8 @@ void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_flag("--breaker", o.breaker, "send through a circuit breaker (default settings)");
   cmd->add_option("--idempotency-key", o.idempotency_key,
                   "'auto': an Idempotency-Key (UUIDv7) for a POST/PATCH, kept across retries; or the key itself");
-  cmd->add_option("--retries", o.retries, "retry at most N times (implies --retry)");
+  // -1 is the "not given" default: a negative N must be refused, not read as that.
+  cmd->add_option("--retries", o.retries, "retry at most N times, 0 to 1000 (implies --retry)")->check(CLI::Range(0, 1000));
   cmd->add_option("--attempt-timeout", o.attempt_timeout,
                   "each attempt's own deadline, e.g. 500ms; a cut-off attempt is retried (implies --retry)");
   cmd->add_option("--retry-on", o.retry_on, "retry only these kinds: dns,connect,tls,timeout,io,http_status (implies --retry)")

@@ -84,5 +84,11 @@ check "--retry, body reset half-way: exit 56" '[ $rc -eq 56 ]'
 check "--retry, body reset half-way: the 1024 bytes that came are written" '[ "$(stat -c %s "$tmp/cut")" = 1024 ]'
 check "--retry, body reset half-way: one attempt" '[ "$(echo "$out" | python3 -c "import json,sys; print(len(json.load(sys.stdin).get(\"attempts\", [])))")" = 1 ]'
 
+# --retries N is checked: -1 was the "not given" default and passed for it, silently.
+"$bin" get --retries -1 "$T/status/503" >/dev/null 2>"$tmp/err"; rc=$?
+check "--retries -1: refused with a usage error" '[ $rc -ne 0 ] && grep -q "retries" "$tmp/err"'
+out=$("$bin" get --retries 1 "$T/status/503" --json 2>/dev/null)
+check "--retries 1: two attempts" '[ "$(echo "$out" | python3 -c "import json,sys; print(len(json.load(sys.stdin).get(\"attempts\", [])))")" = 2 ]'
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
