@@ -174,9 +174,8 @@ Result<RunPoint> run_client_point(const BenchOptions& o, const http::Request& re
   point.cpu_s = process_cpu_seconds() - cpu_before;
   point.max_rss_kib = process_max_rss_kib();
   point.elapsed_s = std::chrono::duration<double>(point.tally.measured).count();
-  std::uint64_t attempts = point.tally.requests + point.tally.warmup_requests + point.tally.error_total();
-  if (attempts > 0)
-    point.allocations_per_request = static_cast<double>(allocations() - allocations_before) / static_cast<double>(attempts);
+  if (std::uint64_t finished = point.tally.finished(); finished > 0)
+    point.allocations_per_request = static_cast<double>(allocations() - allocations_before) / static_cast<double>(finished);
   return point;
 }
 

@@ -119,6 +119,9 @@ struct Tally {
   void count_bytes_at(std::chrono::nanoseconds since, std::uint64_t bytes);
   void merge(const Tally& other);
   std::uint64_t error_total() const noexcept;
+  // Requests the generator finished: responses (warm-up included) and failures. What its CPU
+  // and allocations are counted per.
+  std::uint64_t finished() const noexcept { return requests + warmup_requests + error_total(); }
 };
 
 // Runs one thread's share of the plan on the calling thread. Fails only when the run could not

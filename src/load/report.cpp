@@ -26,8 +26,7 @@ std::uint64_t attempts(const Tally& t) { return t.requests + t.error_total(); }
 // The generator's CPU over every request it finished, failed ones included: a run of fast
 // failures (an open breaker) spent its CPU on them, and per response alone it read 134 ms.
 double cpu_us_per_outcome(const Tally& t, const RunPoint& p) {
-  std::uint64_t finished = t.requests + t.warmup_requests + t.error_total();
-  return finished ? p.cpu_s * 1e6 / static_cast<double>(finished) : 0.0;
+  return t.finished() ? p.cpu_s * 1e6 / static_cast<double>(t.finished()) : 0.0;
 }
 
 double error_rate(const Tally& t) {

@@ -166,8 +166,6 @@ struct OtlpHttpExporter::Impl {
         }
         queued -= batch.spans;
       }
-      if (json) batch.text.append(otlp_json_tail());
-      else finish_protobuf(batch.text);
       if (!post) {
         count_post(batch.spans, fail(post.error()));
         continue;
@@ -176,6 +174,8 @@ struct OtlpHttpExporter::Impl {
         count_post(batch.spans, fail(ErrorKind::cancelled, "the exporter was shut down"));
         continue;
       }
+      if (json) batch.text.append(otlp_json_tail());  // only a batch that is sent is finished
+      else finish_protobuf(batch.text);
       http::Request request = *post;
       request.body = std::move(batch.text);
       asio::co_spawn(worker(), client->send(std::move(request)),
