@@ -1,9 +1,13 @@
 // The retry layer on a real Client against the target server: attempts, their delays, the
 // tiers, idempotency, deadlines, the budget, cancellation during a backoff.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <random>
+#include <thread>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -48,10 +52,14 @@ class RetryTest : public testing::TargetSuite {
 
 TEST_F(RetryTest, AFlakyEndpointSucceedsOnTheThirdAttemptAfterTheConfiguredDelays) {
   auto c = client(RetryPolicy{});
+  auto started = Clock::now();
   auto r = send(c, "GET", url("/flaky?fail=2&key=" + testing::unique_key()));
+  auto took = Clock::now() - started;
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(r->status, 200);
   ASSERT_EQ(r->attempts.size(), 3u);
+  // The delays were slept, not only planned.
+  EXPECT_GE(took, r->attempts[1].delay + r->attempts[2].delay);
   EXPECT_EQ(r->attempts[0].status, 503);
   EXPECT_EQ(r->attempts[0].delay, 0ns);
   EXPECT_EQ(r->attempts[1].status, 503);
@@ -164,10 +172,29 @@ TEST_F(RetryTest, AnUnresolvableNameIsTriedExactlyTwiceASecondApart) {
 
 TEST_F(RetryTest, RetryAfterIsHonoured) {
   auto c = client(RetryPolicy{});
+  auto started = Clock::now();
   auto r = send(c, "GET", url("/flaky?fail=1&retry_after=1&key=" + testing::unique_key()));
   ASSERT_TRUE(r) << r.error().describe();
   ASSERT_EQ(r->attempts.size(), 2u);
   EXPECT_EQ(r->attempts[1].delay, 1s);  // the server's word, not the 200 ms backoff
+  EXPECT_GE(Clock::now() - started, 1s);
+}
+
+// A 503 that stays a 503: every retry waits what Retry-After says (capped by the policy), and the
+// last answer is the caller's.
+TEST_F(RetryTest, AStatus503WithRetryAfterIsRetriedAfterTheServersDelayUpToTheCap) {
+  RetryPolicy p;
+  p.max_retry_after = 300ms;
+  auto c = client(p);
+  auto started = Clock::now();
+  auto r = send(c, "GET", url("/status/503?retry_after=120"));
+  auto took = Clock::now() - started;
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 503);
+  ASSERT_EQ(r->attempts.size(), 3u);
+  EXPECT_EQ(r->attempts[1].delay, 300ms);  // 120 s asked, capped; not the 200 ms backoff
+  EXPECT_EQ(r->attempts[2].delay, 300ms);  // not the backoff's growth either
+  EXPECT_GE(took, 600ms);
 }
 
 TEST_F(RetryTest, APostIsRetriedOnlyWithAnIdempotencyKey) {
@@ -236,6 +263,128 @@ TEST_F(RetryTest, CancellingStopsABackoffSleepAtOnce) {
   EXPECT_LT(done - emitted.get_future().get(), 10ms);
 }
 
+// A TCP relay on loopback to a TLS server that answers its connection number `fail_at` (from 0)
+// with plain HTTP instead: that TLS handshake fails, the ones before and after go through. One
+// connection at a time, each to its end, which is all the tests below open.
+class FlakyTlsRelay {
+ public:
+  FlakyTlsRelay(std::uint16_t upstream_port, int fail_at) : upstream_port_(upstream_port), fail_at_(fail_at) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in at = loopback(0);
+    socklen_t size = sizeof at;
+    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
+        ::listen(listener_, 8) != 0 || ::getsockname(listener_, reinterpret_cast<sockaddr*>(&at), &size) != 0)
+      throw std::runtime_error("relay: no listening socket");
+    port_ = ntohs(at.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FlakyTlsRelay() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  std::uint16_t port() const { return port_; }
+  int connections() const { return accepted_; }
+
+ private:
+  static sockaddr_in loopback(std::uint16_t port) {
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(port);
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return at;
+  }
+  // Waits for `fd` to be readable, 50 ms at a time, until the relay stops.
+  bool readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    while (!stop_) {
+      if (::poll(&p, 1, 50) > 0) return true;
+    }
+    return false;
+  }
+  void serve() {
+    while (readable(listener_)) {
+      int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      int number = accepted_++;
+      if (number == fail_at_) {
+        static constexpr char not_tls[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        char hello[4096];
+        if (readable(client)) (void)::recv(client, hello, sizeof hello, 0);  // the ClientHello
+        (void)::send(client, not_tls, sizeof not_tls - 1, MSG_NOSIGNAL);
+      } else {
+        relay(client);
+      }
+      ::close(client);
+    }
+  }
+  void relay(int client) {
+    int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in to = loopback(upstream_port_);
+    if (upstream < 0 || ::connect(upstream, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+      if (upstream >= 0) ::close(upstream);
+      return;
+    }
+    pollfd ends[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
+    char buffer[16384];
+    bool open = true;
+    while (open && !stop_) {
+      if (::poll(ends, 2, 50) <= 0) continue;
+      for (int i = 0; i < 2 && open; ++i) {
+        if (!(ends[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t n = ::recv(ends[i].fd, buffer, sizeof buffer, 0);
+        open = n > 0 && ::send(ends[1 - i].fd, buffer, static_cast<std::size_t>(n), MSG_NOSIGNAL) == n;
+      }
+    }
+    ::close(upstream);
+  }
+
+  std::uint16_t upstream_port_;
+  int fail_at_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// The TLS tier: a failed handshake is retried once, and the retry does not offer the origin's
+// cached session (a session the server may no longer accept is a common cause of the failure).
+TEST(TlsRetryTest, AFailedHandshakeIsRetriedOnceWithTheOriginsSessionDropped) {
+  testing::Nginx nginx;
+  std::string tls = nginx.tls_url("/");
+  std::uint16_t tls_port = static_cast<std::uint16_t>(std::stoi(tls.substr(tls.rfind(':') + 1)));
+  FlakyTlsRelay relay(tls_port, /*fail_at=*/1);
+  net::Runtime runtime{{.threads = 1}};
+  RetryPolicy p;
+  p.tls = Tier{2, Backoff{50ms, 1.0, 0.0}};  // the default waits 3 s (unit-tested)
+  http::ClientOptions o;
+  o.runtime = &runtime;
+  o.tls.ca_file = nginx.cert_file();
+  o.middleware.push_back(retry(p));
+  http::Client c(o);
+  // nginx closes each connection after /close: every request makes a new handshake.
+  std::string at = "https://127.0.0.1:" + std::to_string(relay.port()) + "/close";
+  auto first = testing::run_sync(runtime, c.send(*http::Request::make("GET", at)));
+  ASSERT_TRUE(first) << first.error().describe();
+  EXPECT_FALSE(first->tls_resumed);
+
+  auto r = testing::run_sync(runtime, c.send(*http::Request::make("GET", at)));
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(r->attempts[0].kind, ErrorKind::tls);
+  EXPECT_EQ(r->attempts[1].delay, 50ms);
+  EXPECT_FALSE(r->tls_resumed) << "the retry resumed the session it should have dropped";
+  EXPECT_EQ(c.stats().tls_full_handshakes, 2u);
+  EXPECT_EQ(relay.connections(), 3);
+
+  // The session of the retry's full handshake is cached again: the next request resumes.
+  auto after = testing::run_sync(runtime, c.send(*http::Request::make("GET", at)));
+  ASSERT_TRUE(after) << after.error().describe();
+  EXPECT_TRUE(after->tls_resumed);
+}
+
 }  // namespace
 }  // namespace errand::resilience
 
@@ -288,6 +437,30 @@ TEST_F(IdempotencyTest, WithoutAKeyAForcedRetryAppliesThePostTwice) {
   auto r = send(c, "POST", url("/idempotent?reset_first=1&counter=" + counter));
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(applications(counter), 2u);
+}
+
+// The target remembers a key for ttl_ms: within it a repeat is replayed, after it the same key
+// is a new request and is applied again.
+TEST_F(IdempotencyTest, TheTargetReplaysAKeyWithinItsTtlAndAppliesItAgainAfter) {
+  http::ClientOptions o;
+  o.runtime = &runtime_;
+  http::Client c(o);
+  std::string counter = "ttl-" + testing::unique_key();
+  std::string key = "key-" + testing::unique_key();
+  std::string at = url("/idempotent?ttl_ms=300&counter=" + counter);
+  auto first = send(c, "POST", at, key);
+  ASSERT_TRUE(first) << first.error().describe();
+  EXPECT_FALSE(first->headers.get("Idempotent-Replayed"));
+  auto repeat = send(c, "POST", at, key);
+  ASSERT_TRUE(repeat) << repeat.error().describe();
+  EXPECT_EQ(repeat->headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(repeat->body, first->body);
+  EXPECT_EQ(applications(counter), 1u);
+  std::this_thread::sleep_for(400ms);
+  auto expired = send(c, "POST", at, key);
+  ASSERT_TRUE(expired) << expired.error().describe();
+  EXPECT_FALSE(expired->headers.get("Idempotent-Replayed"));
   EXPECT_EQ(applications(counter), 2u);
 }
 
