@@ -127,7 +127,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-n,--requests", b.requests, "measure this many requests instead of a duration");
   cmd->add_option("--warmup", o->warmup, "load before measuring, not counted (e.g. 2s)");
   cmd->add_option("-X,--method", b.method, "HTTP method")->capture_default_str();
-  cmd->add_option("-H,--header", b.headers, "request header 'Name: value' (repeatable)");
+  cmd->add_option("-H,--header", b.headers, "request header 'Name: value' (repeatable)")
+      ->allow_extra_args(false);  // one value per -H, so that the URL after it stays the URL
   cmd->add_option("--body", b.body, "request body");
   cmd->add_option("--body-file", b.body_file, "request body read from FILE (once, before the run)");
   cmd->add_option("--timeout", o->timeout, "a request without a complete response after this fails")->capture_default_str();
@@ -147,7 +148,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--gather", o->gather,
                   "io_uring, closed model: a wake-up may wait this long for more responses (0: none)")
       ->capture_default_str();
-  cmd->add_option("--fail-if", o->fail_if, "exit 1 when a condition holds: 'p99>200ms', 'errors>0.1%', 'rps<5000'");
+  cmd->add_option("--fail-if", o->fail_if, "exit 1 when a condition holds: 'p99>200ms', 'errors>0.1%', 'rps<5000'")
+      ->allow_extra_args(false);
   cmd->add_flag("--json", o->json, "print one JSON object (docs/bench.md)");
   cmd->add_option("--html", o->html, "also write a self-contained HTML report with charts to FILE");
   cmd->add_flag("-q,--quiet", o->quiet, "no live progress");

@@ -305,7 +305,12 @@ int execute(const GetOptions& o) {
   if (o.idempotency_key == "auto") builder.idempotency_keys();
   if (o.retry || o.retries >= 0 || !o.retry_on.empty() || !o.attempt_timeout.empty()) {
     resilience::RetryPolicy policy;
-    if (o.retries >= 0) policy.max_attempts = o.retries + 1;
+    // As curl's --retry N: N retries of any retryable failure, more or fewer than a tier's own
+    // default; each tier keeps its backoff.
+    if (o.retries >= 0) {
+      for (resilience::Tier* tier : {&policy.network, &policy.dns, &policy.tls, &policy.timeout, &policy.status})
+        tier->max_attempts = o.retries + 1;
+    }
     if (!o.attempt_timeout.empty()) {
       auto d = parse_duration(o.attempt_timeout);
       if (!d) return report_error(o, Error::config("--attempt-timeout: " + d.error().message()));
@@ -341,7 +346,8 @@ int execute(const GetOptions& o) {
 
 void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("url", o.url, "URL (http:// is assumed when no scheme is given)")->required();
-  cmd->add_option("-H,--header", o.headers, "extra request header 'Name: value' (repeatable)");
+  cmd->add_option("-H,--header", o.headers, "extra request header 'Name: value' (repeatable)")
+      ->allow_extra_args(false);  // one value per -H, so that the URL after it stays the URL
   cmd->add_flag("-i,--include", o.include, "print the response status line and headers before the body");
   cmd->add_flag("-v,--verbose", o.verbose, "print response headers and a phase-timing breakdown to stderr");
   cmd->add_option("-o,--output", o.output, "write the body to FILE instead of stdout");
@@ -363,11 +369,12 @@ void add_common(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("--idempotency-key", o.idempotency_key,
                   "'auto': an Idempotency-Key (UUIDv7) for a POST/PATCH, kept across retries; or the key itself");
   // -1 is the "not given" default: a negative N must be refused, not read as that.
-  cmd->add_option("--retries", o.retries, "retry at most N times, 0 to 1000 (implies --retry)")->check(CLI::Range(0, 1000));
+  cmd->add_option("--retries", o.retries, "retry any retryable failure up to N times, 0 to 1000 (implies --retry)")->check(CLI::Range(0, 1000));
   cmd->add_option("--attempt-timeout", o.attempt_timeout,
                   "each attempt's own deadline, e.g. 500ms; a cut-off attempt is retried (implies --retry)");
   cmd->add_option("--retry-on", o.retry_on, "retry only these kinds: dns,connect,tls,timeout,io,http_status (implies --retry)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_flag("--trace", o.trace, "print the span tree (logical request, attempts, retries) to stderr");
   cmd->add_option("--otlp", o.otlp,
                   "export spans as OTLP/HTTP to URL (a base URL gets /v1/traces), e.g. http://127.0.0.1:4318");

@@ -39,6 +39,10 @@ check "bad URL: exit 2" '[ $rc -eq 2 ]'
 check "bad header: exit 2" '[ $rc -eq 2 ] && grep -q "Name: value" "$err"'
 "$bin" bench "http://no-such-host.invalid/" -n 5 >/dev/null 2>"$err"; rc=$?
 check "unresolvable host: exit 6" '[ $rc -eq 6 ]'
+# A repeatable option takes one value a time: the URL after it and options after the URL are
+# what they are, in any order.
+out=$("$bin" bench -H 'X-A: 1' -H 'X-B: 2' "$T/ok" -n 10 -q --fail-if 'p99>10s' --fail-if 'errors>50%' --json); rc=$?
+check "-H and --fail-if before and after the URL: exit 0, every request made" '[ $rc -eq 0 ] && [ "$(echo "$out" | jget requests)" = 10 ]'
 
 # Live progress: on a terminal (script(1) gives it one), not with -q, never on a pipe.
 if command -v script >/dev/null; then

@@ -7,6 +7,7 @@ bin=$1
 tmp=$(mktemp -d)
 start_target "$bin"
 trap 'stop_target; rm -rf "$tmp"' EXIT
+attempts() { echo "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("attempts", [])))'; }
 
 out=$("$bin" get "$T/ok" --json); rc=$?
 check "ok: exit 0" '[ $rc -eq 0 ]'
@@ -82,13 +83,50 @@ rm -f "$tmp/big"
 out=$("$bin" get "$T/reset" --retry -o "$tmp/cut" --json 2>/dev/null); rc=$?
 check "--retry, body reset half-way: exit 56" '[ $rc -eq 56 ]'
 check "--retry, body reset half-way: the 1024 bytes that came are written" '[ "$(stat -c %s "$tmp/cut")" = 1024 ]'
-check "--retry, body reset half-way: one attempt" '[ "$(echo "$out" | python3 -c "import json,sys; print(len(json.load(sys.stdin).get(\"attempts\", [])))")" = 1 ]'
+check "--retry, body reset half-way: one attempt" '[ "$(attempts "$out")" = 1 ]'
 
 # --retries N is checked: -1 was the "not given" default and passed for it, silently.
 "$bin" get --retries -1 "$T/status/503" >/dev/null 2>"$tmp/err"; rc=$?
 check "--retries -1: refused with a usage error" '[ $rc -ne 0 ] && grep -q "retries" "$tmp/err"'
 out=$("$bin" get --retries 1 "$T/status/503" --json 2>/dev/null)
-check "--retries 1: two attempts" '[ "$(echo "$out" | python3 -c "import json,sys; print(len(json.load(sys.stdin).get(\"attempts\", [])))")" = 2 ]'
+check "--retries 1: two attempts" '[ "$(attempts "$out")" = 2 ]'
+
+# A repeatable option takes one value a time: the URL after it is the URL, with options after
+# it too (as curl's -H).
+out=$("$bin" get -H 'X-A: 1' -H 'X-B: 2' "$T/echo" --json); rc=$?
+body=$(echo "$out" | jget body)
+check "-H twice before the URL, --json after it: exit 0, both headers sent" '[ $rc -eq 0 ] && [[ $body == *X-A* && $body == *X-B* ]]'
+
+# --retries N is N retries of any retryable failure, beyond a tier's default as curl's --retry.
+out=$("$bin" get --retries 3 "$T/flaky?fail=3&key=cli-retries-$$-$RANDOM" --json 2>/dev/null)
+check "--retries 3 past three failures: 200" '[ "$(echo "$out" | jget status)" = 200 ]'
+check "--retries 3 past three failures: four attempts" '[ "$(attempts "$out")" = 4 ]'
+out=$("$bin" get --retries 0 "$T/status/503" --json 2>/dev/null)
+check "--retries 0: one attempt" '[ "$(attempts "$out")" = 1 ]'
+
+# --retry-on: only the kinds named.
+out=$("$bin" get --retry-on connect "$T/status/503?retry_after=0" --json 2>/dev/null)
+check "--retry-on connect: a 503 is not retried" '[ "$(attempts "$out")" = 1 ]'
+out=$("$bin" get --retry-on connect,http_status "$T/status/503?retry_after=0" --json 2>/dev/null)
+check "--retry-on connect,http_status: a 503 is tried three times" '[ "$(attempts "$out")" = 3 ]'
+"$bin" get --retry-on bogus "$T/ok" >/dev/null 2>"$tmp/err"; rc=$?
+check "--retry-on bogus: exit 2, the kind named" '[ $rc -eq 2 ] && grep -q "bogus" "$tmp/err"'
+
+# --idempotency-key: auto makes a POST retryable with one key for all its attempts; a given key
+# is sent as it is.
+counter=cli-idem-$$-$RANDOM
+out=$("$bin" request -X POST "$T/idempotent?reset_first=1&counter=$counter" --idempotency-key auto --retry --json 2>/dev/null)
+check "--idempotency-key auto: a POST reset after it was applied is retried: 200" '[ "$(echo "$out" | jget status)" = 200 ]'
+check "--idempotency-key auto: two attempts" '[ "$(attempts "$out")" = 2 ]'
+check "--idempotency-key auto: applied once" '[ "$("$bin" get "$T/idempotent?peek=1&counter=$counter" | jget applications)" = 1 ]'
+out=$("$bin" request -X POST "$T/idempotent?reset_first=1&counter=$counter-none" --retry --json 2>/dev/null)
+check "without a key the same POST is sent once" '[ "$(attempts "$out")" = 1 ]'
+out=$("$bin" request -X POST "$T/echo" --idempotency-key "my-key-$$" --json)
+check "--idempotency-key KEY: sent as given" '[[ $(echo "$out" | jget body) == *my-key-$$* ]]'
+
+# --breaker: one request through a closed breaker is answered as without it.
+out=$("$bin" get --breaker "$T/ok" --json); rc=$?
+check "--breaker: a request through a closed breaker: exit 0, 200" '[ $rc -eq 0 ] && [ "$(echo "$out" | jget status)" = 200 ]'
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
