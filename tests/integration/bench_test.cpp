@@ -539,6 +539,27 @@ TEST_F(ClientEngineTest, ReportsWhatTheRetryAndBreakerPoliciesDid) {
   EXPECT_EQ(j["errors"]["circuit_open"], 20);
 }
 
+// Every request fails (503, retry at once): the client's retry budget (20% of the requests in
+// 10 s, at least 3 a second: 30 here) lets the first 15 requests have their two retries and
+// refuses the first retry of each of the other 85.
+TEST_F(ClientEngineTest, ReportsTheRetriesTheBudgetRefused) {
+  server::TargetServer target(server::TargetOptions{});
+  ASSERT_TRUE(target.start());
+  auto o = options(target.base_url() + "/status/503?retry_after=0");
+  o.retry = true;
+  o.connections = 1;
+  o.threads = 1;
+  o.requests = 100;
+  auto r = run_bench(o);
+  ASSERT_TRUE(r) << r.error().describe();
+  const Tally& t = r->points.back().tally;
+  EXPECT_EQ(t.retries, 30u);
+  EXPECT_EQ(t.budget_exhausted, 85u);
+  auto j = to_json(*r);
+  EXPECT_EQ(j["policies"]["budget_exhausted"], 85);
+  EXPECT_NE(text_summary(*r).find("85 refused by the retry budget"), std::string::npos) << text_summary(*r);
+}
+
 TEST_F(ClientEngineTest, ReuseIsPerResponseAndCpuPerRequestCountsFailuresWithRetries) {
   // One request to /flaky?fail=2 with retries: three attempts on one connection, the last two
   // on a reused one, and one response. The pool counts reuse per attempt: 2 of 1 response.

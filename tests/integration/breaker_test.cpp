@@ -119,5 +119,77 @@ TEST_F(BreakerTest, TheBulkheadFailsFastBeyondItsLimit) {
   EXPECT_TRUE(get(c, "/ok"));  // the slots came back
 }
 
+http::Client client_behind(net::Runtime& runtime, BreakerOptions o) {
+  http::ClientOptions co;
+  co.runtime = &runtime;
+  co.middleware.push_back(breaker(std::move(o)));
+  return http::Client(co);
+}
+
+// Slow calls open it too: answers that all succeed, each over `slow_call`.
+TEST_F(BreakerTest, SlowCallsOverTheirRateOpenItThoughEveryCallSucceeded) {
+  BreakerOptions o;
+  o.minimum_calls = 3;
+  o.window_calls = 3;
+  o.slow_call = 50ms;
+  o.slow_call_rate = 1.0;
+  http::Client c = client_behind(runtime_, o);
+  EXPECT_TRUE(get(c, "/ok"));  // fast: not slow
+  for (int i = 0; i < 3; ++i) {
+    auto r = get(c, "/delay/100");
+    ASSERT_TRUE(r) << r.error().describe();
+    EXPECT_EQ(r->status, 200);
+  }
+  auto refused = get(c, "/ok");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind(), ErrorKind::circuit_open);
+}
+
+// One fast call among slow ones keeps the rate under 100%: it stays closed.
+TEST_F(BreakerTest, SlowCallsUnderTheirRateLeaveItClosed) {
+  BreakerOptions o;
+  o.minimum_calls = 3;
+  o.window_calls = 3;
+  o.slow_call = 50ms;
+  o.slow_call_rate = 1.0;
+  http::Client c = client_behind(runtime_, o);
+  EXPECT_TRUE(get(c, "/delay/100"));
+  EXPECT_TRUE(get(c, "/delay/100"));
+  EXPECT_TRUE(get(c, "/ok"));  // fast
+  EXPECT_TRUE(get(c, "/ok"));
+}
+
+// What counts as a failure is the user's: here 4xx counts and 5xx does not.
+TEST_F(BreakerTest, TheFailureDefinitionIsTheUsers) {
+  BreakerOptions o;
+  o.minimum_calls = 3;
+  o.window_calls = 3;
+  o.failure_rate = 1.0;  // the whole window: it opens on the third 404, not before
+  o.failure_status_min = 400;
+  o.failure_status_max = 499;
+  http::Client c = client_behind(runtime_, o);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(get(c, "/status/503"));
+  EXPECT_TRUE(get(c, "/ok")) << "5xx opened a breaker told to count only 4xx";
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(get(c, "/status/404"));
+  auto refused = get(c, "/ok");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind(), ErrorKind::circuit_open);
+}
+
+// An error kind left out of failure_kinds does not count: refused connections here.
+TEST_F(BreakerTest, AnErrorKindLeftOutDoesNotCount) {
+  BreakerOptions o;
+  o.minimum_calls = 3;
+  o.window_calls = 3;
+  o.failure_kinds = {ErrorKind::timeout};
+  http::Client c = client_behind(runtime_, o);
+  std::string refused_url = "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/";
+  for (int i = 0; i < 4; ++i) {
+    auto r = testing::run_sync(runtime_, c.send(*http::Request::make("GET", refused_url)));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), ErrorKind::connect);  // sent, not refused by the breaker
+  }
+}
+
 }  // namespace
 }  // namespace errand::resilience

@@ -240,6 +240,28 @@ TEST_F(RetryTest, TheBudgetCapsRetriesWhenEverythingFails) {
   EXPECT_LE(attempts, 50u + 11);
 }
 
+// The other half of cancellation: the attempt under way ends at once, and nothing retries it.
+TEST_F(RetryTest, CancellingStopsTheAttemptInFlightAtOnceAndNothingRetriesIt) {
+  auto c = client(RetryPolicy{});
+  auto r = http::Request::make("GET", url("/delay/5000"));
+  ASSERT_TRUE(r);
+  asio::cancellation_signal signal;
+  auto future = asio::co_spawn(runtime_.context(0), c.send(std::move(*r)),
+                               asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+  std::this_thread::sleep_for(200ms);  // the request is out; the answer is 4.8 s away
+  std::promise<Clock::time_point> emitted;
+  asio::post(runtime_.context(0), [&] {
+    emitted.set_value(Clock::now());
+    signal.emit(asio::cancellation_type::terminal);
+  });
+  auto result = future.get();
+  auto done = Clock::now();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind(), ErrorKind::cancelled);
+  EXPECT_EQ(result.error().attempts().size(), 1u);
+  EXPECT_LT(done - emitted.get_future().get(), 50ms);
+}
+
 TEST_F(RetryTest, CancellingStopsABackoffSleepAtOnce) {
   RetryPolicy p;
   p.status = Tier{3, Backoff{5s, 1.0, 0.0}};
@@ -490,12 +512,12 @@ namespace {
 
 class HedgeTest : public RetryTest {
  protected:
-  http::Client hedging_client(std::optional<Duration> hedge_after) {
+  http::Client hedging_client(std::optional<Duration> hedge_after, BudgetOptions budget = {}) {
     RetryPolicy p;
     p.hedge_after = hedge_after;
     http::ClientOptions o;
     o.runtime = &runtime_;
-    o.middleware.push_back(retry(p, {}, SteadyClock::instance(), counters_));
+    o.middleware.push_back(retry(p, budget, SteadyClock::instance(), counters_));
     return http::Client(o);
   }
   std::shared_ptr<RetryCounters> counters_ = std::make_shared<RetryCounters>();
@@ -526,6 +548,21 @@ TEST_F(HedgeTest, ASlowAttemptGetsAHedgeAndTheFirstAnswerWins) {
   ASSERT_TRUE(fast);
   EXPECT_EQ(fast->attempts.size(), 1u);
   EXPECT_EQ(counters->hedges.load(), 1u);
+}
+
+// Hedges draw on the retry budget: with none left, a slow attempt runs on alone.
+TEST_F(HedgeTest, WithoutBudgetASlowAttemptGetsNoHedge) {
+  auto c = hedging_client(100ms, BudgetOptions{.ratio = 0.0, .window = 10s, .min_per_second = 0.0});
+  auto started = Clock::now();
+  auto r = send(c, "GET", url("/delay/300"));
+  auto took = Clock::now() - started;
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->attempts.size(), 1u);
+  EXPECT_GE(took, 300ms);
+  EXPECT_EQ(counters_->hedges.load(), 0u);
+  EXPECT_EQ(counters_->budget_exhausted.load(), 1u);
+  EXPECT_EQ(c.stats().opened, 1u);
 }
 
 TEST_F(HedgeTest, AHedgeOvertakesASlowFirstAttempt) {

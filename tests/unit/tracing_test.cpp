@@ -4,6 +4,7 @@
 
 #include "observe/otlp_encoding.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -365,6 +366,22 @@ TEST(Tracing, TheJsonLinesExporterAppendsOneLinePerSpan) {
   EXPECT_EQ(json::parse(lines[0])["name"], "GET");
   EXPECT_EQ(json::parse(lines[1])["name"], "POST");
   EXPECT_EQ(json::parse(lines[1])["service.name"], "svc");
+}
+
+TEST(Tracing, TheJsonLinesExporterWritesToStderrForADash) {
+  ::testing::internal::CaptureStderr();
+  {
+    auto exporter = JsonLinesExporter::open("-", "svc");
+    ASSERT_TRUE(exporter) << exporter.error().describe();
+    (*exporter)->export_span(full_span());
+    (*exporter)->flush();
+  }
+  bool still_open = ::fcntl(STDERR_FILENO, F_GETFD) != -1;  // the exporter does not own stderr
+  std::string written = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(still_open);
+  ASSERT_FALSE(written.empty());
+  EXPECT_EQ(written.back(), '\n');
+  EXPECT_EQ(json::parse(written)["name"], "GET");
 }
 
 TEST(Tracing, TheJsonLinesExporterReportsAFileItCannotOpen) {
