@@ -29,6 +29,14 @@ class BreakerTest : public testing::TargetSuite {
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
 
+  // A Client whose only layer is a breaker with these options.
+  http::Client client_behind(BreakerOptions o) {
+    http::ClientOptions co;
+    co.runtime = &runtime_;
+    co.middleware.push_back(breaker(std::move(o)));
+    return http::Client(co);
+  }
+
   net::Runtime runtime_{{.threads = 1}};
 };
 
@@ -44,10 +52,7 @@ TEST_F(BreakerTest, OpensAfterTheThresholdFailsFastHalfOpensAndClosesAfterGoodPr
     std::lock_guard lock(m);
     transitions.push_back(std::string(to_string(from)) + ">" + std::string(to_string(to)));
   };
-  http::ClientOptions co;
-  co.runtime = &runtime_;
-  co.middleware.push_back(breaker(o));
-  http::Client c(co);
+  http::Client c = client_behind(o);
 
   for (int i = 0; i < 4; ++i) {
     auto r = get(c, "/status/503");
@@ -98,10 +103,7 @@ TEST_F(BreakerTest, AnOpenBreakerStopsRetriesToo) {
 TEST_F(BreakerTest, TheBulkheadFailsFastBeyondItsLimit) {
   BreakerOptions o;
   o.max_concurrent = 2;
-  http::ClientOptions co;
-  co.runtime = &runtime_;
-  co.middleware.push_back(breaker(o));
-  http::Client c(co);
+  http::Client c = client_behind(o);
   std::vector<std::future<Result<http::Response>>> calls;
   for (int i = 0; i < 5; ++i) {
     auto r = http::Request::make("GET", target_->base_url() + "/delay/300");
@@ -119,13 +121,6 @@ TEST_F(BreakerTest, TheBulkheadFailsFastBeyondItsLimit) {
   EXPECT_TRUE(get(c, "/ok"));  // the slots came back
 }
 
-http::Client client_behind(net::Runtime& runtime, BreakerOptions o) {
-  http::ClientOptions co;
-  co.runtime = &runtime;
-  co.middleware.push_back(breaker(std::move(o)));
-  return http::Client(co);
-}
-
 // Slow calls open it too: answers that all succeed, each over `slow_call`.
 TEST_F(BreakerTest, SlowCallsOverTheirRateOpenItThoughEveryCallSucceeded) {
   BreakerOptions o;
@@ -133,7 +128,7 @@ TEST_F(BreakerTest, SlowCallsOverTheirRateOpenItThoughEveryCallSucceeded) {
   o.window_calls = 3;
   o.slow_call = 50ms;
   o.slow_call_rate = 1.0;
-  http::Client c = client_behind(runtime_, o);
+  http::Client c = client_behind(o);
   EXPECT_TRUE(get(c, "/ok"));  // fast: not slow
   for (int i = 0; i < 3; ++i) {
     auto r = get(c, "/delay/100");
@@ -152,7 +147,7 @@ TEST_F(BreakerTest, SlowCallsUnderTheirRateLeaveItClosed) {
   o.window_calls = 3;
   o.slow_call = 50ms;
   o.slow_call_rate = 1.0;
-  http::Client c = client_behind(runtime_, o);
+  http::Client c = client_behind(o);
   EXPECT_TRUE(get(c, "/delay/100"));
   EXPECT_TRUE(get(c, "/delay/100"));
   EXPECT_TRUE(get(c, "/ok"));  // fast
@@ -167,7 +162,7 @@ TEST_F(BreakerTest, TheFailureDefinitionIsTheUsers) {
   o.failure_rate = 1.0;  // the whole window: it opens on the third 404, not before
   o.failure_status_min = 400;
   o.failure_status_max = 499;
-  http::Client c = client_behind(runtime_, o);
+  http::Client c = client_behind(o);
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(get(c, "/status/503"));
   EXPECT_TRUE(get(c, "/ok")) << "5xx opened a breaker told to count only 4xx";
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(get(c, "/status/404"));
@@ -182,7 +177,7 @@ TEST_F(BreakerTest, AnErrorKindLeftOutDoesNotCount) {
   o.minimum_calls = 3;
   o.window_calls = 3;
   o.failure_kinds = {ErrorKind::timeout};
-  http::Client c = client_behind(runtime_, o);
+  http::Client c = client_behind(o);
   std::string refused_url = "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/";
   for (int i = 0; i < 4; ++i) {
     auto r = testing::run_sync(runtime_, c.send(*http::Request::make("GET", refused_url)));

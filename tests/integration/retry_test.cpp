@@ -47,6 +47,26 @@ class RetryTest : public testing::TargetSuite {
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
 
+  // GET `u`, cancelled `wait` after it was sent: the outcome, and how long it took to come
+  // after the cancellation was emitted (on the request's own thread).
+  std::pair<Result<http::Response>, Clock::duration> cancelled_after(http::Client& c, const std::string& u,
+                                                                     Clock::duration wait) {
+    auto r = http::Request::make("GET", u);
+    EXPECT_TRUE(r);
+    asio::cancellation_signal signal;
+    auto future = asio::co_spawn(runtime_.context(0), c.send(std::move(*r)),
+                                 asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+    std::this_thread::sleep_for(wait);
+    std::promise<Clock::time_point> emitted;
+    asio::post(runtime_.context(0), [&] {
+      emitted.set_value(Clock::now());
+      signal.emit(asio::cancellation_type::terminal);
+    });
+    auto result = future.get();
+    auto done = Clock::now();
+    return {std::move(result), done - emitted.get_future().get()};
+  }
+
   net::Runtime runtime_{{.threads = 1}};
 };
 
@@ -243,46 +263,24 @@ TEST_F(RetryTest, TheBudgetCapsRetriesWhenEverythingFails) {
 // The other half of cancellation: the attempt under way ends at once, and nothing retries it.
 TEST_F(RetryTest, CancellingStopsTheAttemptInFlightAtOnceAndNothingRetriesIt) {
   auto c = client(RetryPolicy{});
-  auto r = http::Request::make("GET", url("/delay/5000"));
-  ASSERT_TRUE(r);
-  asio::cancellation_signal signal;
-  auto future = asio::co_spawn(runtime_.context(0), c.send(std::move(*r)),
-                               asio::bind_cancellation_slot(signal.slot(), asio::use_future));
-  std::this_thread::sleep_for(200ms);  // the request is out; the answer is 4.8 s away
-  std::promise<Clock::time_point> emitted;
-  asio::post(runtime_.context(0), [&] {
-    emitted.set_value(Clock::now());
-    signal.emit(asio::cancellation_type::terminal);
-  });
-  auto result = future.get();
-  auto done = Clock::now();
+  // The request is out after 200 ms; its answer is 4.8 s away.
+  auto [result, took] = cancelled_after(c, url("/delay/5000"), 200ms);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().kind(), ErrorKind::cancelled);
   EXPECT_EQ(result.error().attempts().size(), 1u);
-  EXPECT_LT(done - emitted.get_future().get(), 50ms);
+  EXPECT_LT(took, 50ms);
 }
 
 TEST_F(RetryTest, CancellingStopsABackoffSleepAtOnce) {
   RetryPolicy p;
   p.status = Tier{3, Backoff{5s, 1.0, 0.0}};
   auto c = client(p);
-  auto r = http::Request::make("GET", url("/status/503"));
-  ASSERT_TRUE(r);
-  asio::cancellation_signal signal;
-  auto future = asio::co_spawn(runtime_.context(0), c.send(std::move(*r)),
-                               asio::bind_cancellation_slot(signal.slot(), asio::use_future));
-  std::this_thread::sleep_for(300ms);  // the first attempt is long done: the layer sleeps 5 s
-  std::promise<Clock::time_point> emitted;
-  asio::post(runtime_.context(0), [&] {
-    emitted.set_value(Clock::now());
-    signal.emit(asio::cancellation_type::terminal);
-  });
-  auto result = future.get();
-  auto done = Clock::now();
+  // After 300 ms the first attempt is long done: the layer sleeps 5 s.
+  auto [result, took] = cancelled_after(c, url("/status/503"), 300ms);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().kind(), ErrorKind::cancelled);
   EXPECT_EQ(result.error().attempts().size(), 1u);
-  EXPECT_LT(done - emitted.get_future().get(), 10ms);
+  EXPECT_LT(took, 10ms);
 }
 
 // A TCP relay on loopback to a TLS server that answers its connection number `fail_at` (from 0)
