@@ -336,6 +336,22 @@ TEST(ResponseParserTest, Http10WithKeepAliveButNoLengthIsNotKeepAlive) {
   EXPECT_FALSE(r.parser.keep_alive());
 }
 
+// A Connection field in the trailer section is not the header's (RFC 9110 §6.5.1): it neither
+// keeps an HTTP/1.0 connection open nor closes an HTTP/1.1 one. (Found by load_framer_fuzz:
+// the framer and this parser disagreed on such a response.)
+TEST(ResponseParserTest, AConnectionFieldInTheTrailerDoesNotChangeKeepAlive) {
+  Reader old;
+  ASSERT_TRUE(old.push("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "5\r\nhello\r\n0\r\nConnection: keep-alive\r\n\r\n"));
+  ASSERT_TRUE(old.parser.done());
+  EXPECT_FALSE(old.parser.keep_alive());
+  Reader current;
+  ASSERT_TRUE(current.push("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n0\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(current.parser.done());
+  EXPECT_TRUE(current.parser.keep_alive());
+}
+
 TEST(ResponseParserTest, HeaderAndBodyFedByteByByte) {
   const std::string response =
       "HTTP/1.1 201 Created\r\n"

@@ -36,6 +36,9 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
   std::size_t limit = 0;
   std::size_t header_consumed = 0;  // header bytes consumed so far
   std::uint64_t chunk_left = 0;     // bytes of the current chunk still to come; 0 between chunks
+  // Taken when the header is done: Beast also reads a Connection field of the trailer section
+  // into its keep_alive(), which only the header may decide (RFC 9110 §6.5.1).
+  bool header_keep_alive = false;
 
   void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
 
@@ -69,7 +72,7 @@ struct ResponseParser::Impl final : bhttp::basic_parser<false> {
     head.headers.add(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
   }
 
-  void on_header_impl(beast::error_code&) override {}
+  void on_header_impl(beast::error_code&) override { header_keep_alive = keep_alive(); }
   void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
 
   std::size_t on_body_impl(beast::string_view body, beast::error_code&) override {
@@ -192,7 +195,7 @@ Result<void> ResponseParser::feed_eof() {
 bool ResponseParser::header_done() const noexcept { return impl_->is_header_done(); }
 bool ResponseParser::done() const noexcept { return impl_->is_done(); }
 bool ResponseParser::got_some() const noexcept { return impl_->got_some(); }
-bool ResponseParser::keep_alive() const noexcept { return impl_->keep_alive(); }
+bool ResponseParser::keep_alive() const noexcept { return impl_->header_keep_alive; }
 bool ResponseParser::chunked() const noexcept { return impl_->chunked(); }
 bool ResponseParser::close_delimited() const noexcept { return impl_->close_delimited; }
 std::optional<std::uint64_t> ResponseParser::content_length() const noexcept {
