@@ -457,6 +457,16 @@ class ClientEngineTest : public ::testing::Test {
     o.ca_file = nginx_->cert_file();
     return o;
   }
+  // With the default retries, on one connection of one thread: what the retry layer did is
+  // then exact.
+  static BenchOptions retrying_one_by_one(const std::string& url, std::uint64_t requests) {
+    BenchOptions o = options(url);
+    o.retry = true;
+    o.connections = 1;
+    o.threads = 1;
+    o.requests = requests;
+    return o;
+  }
   static testing::Nginx* nginx_;
 };
 testing::Nginx* ClientEngineTest::nginx_ = nullptr;
@@ -545,12 +555,7 @@ TEST_F(ClientEngineTest, ReportsWhatTheRetryAndBreakerPoliciesDid) {
 TEST_F(ClientEngineTest, ReportsTheRetriesTheBudgetRefused) {
   server::TargetServer target(server::TargetOptions{});
   ASSERT_TRUE(target.start());
-  auto o = options(target.base_url() + "/status/503?retry_after=0");
-  o.retry = true;
-  o.connections = 1;
-  o.threads = 1;
-  o.requests = 100;
-  auto r = run_bench(o);
+  auto r = run_bench(retrying_one_by_one(target.base_url() + "/status/503?retry_after=0", 100));
   ASSERT_TRUE(r) << r.error().describe();
   const Tally& t = r->points.back().tally;
   EXPECT_EQ(t.retries, 30u);
@@ -565,12 +570,7 @@ TEST_F(ClientEngineTest, ReuseIsPerResponseAndCpuPerRequestCountsFailuresWithRet
   // on a reused one, and one response. The pool counts reuse per attempt: 2 of 1 response.
   server::TargetServer target(server::TargetOptions{});
   ASSERT_TRUE(target.start());
-  auto o = options(target.base_url() + "/flaky?fail=2&key=bench-reuse");
-  o.retry = true;
-  o.connections = 1;
-  o.threads = 1;
-  o.requests = 1;
-  auto r = run_bench(o);
+  auto r = run_bench(retrying_one_by_one(target.base_url() + "/flaky?fail=2&key=bench-reuse", 1));
   ASSERT_TRUE(r) << r.error().describe();
   const Tally& t = r->points.back().tally;
   ASSERT_EQ(t.requests, 1u) << t.first_error;

@@ -29,6 +29,19 @@ class BreakerTest : public testing::TargetSuite {
     return testing::run_sync(runtime_, c.send(std::move(*r)));
   }
 
+  // The breaker's window and minimum: the last three calls.
+  static BreakerOptions over_three_calls() {
+    BreakerOptions o;
+    o.minimum_calls = 3;
+    o.window_calls = 3;
+    return o;
+  }
+  // The next call is refused by the open breaker, not sent.
+  void expect_open(http::Client& c) {
+    auto refused = get(c, "/ok");
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().kind(), ErrorKind::circuit_open);
+  }
   // A Client whose only layer is a breaker with these options.
   http::Client client_behind(BreakerOptions o) {
     http::ClientOptions co;
@@ -123,9 +136,7 @@ TEST_F(BreakerTest, TheBulkheadFailsFastBeyondItsLimit) {
 
 // Slow calls open it too: answers that all succeed, each over `slow_call`.
 TEST_F(BreakerTest, SlowCallsOverTheirRateOpenItThoughEveryCallSucceeded) {
-  BreakerOptions o;
-  o.minimum_calls = 3;
-  o.window_calls = 3;
+  BreakerOptions o = over_three_calls();
   o.slow_call = 50ms;
   o.slow_call_rate = 1.0;
   http::Client c = client_behind(o);
@@ -135,16 +146,12 @@ TEST_F(BreakerTest, SlowCallsOverTheirRateOpenItThoughEveryCallSucceeded) {
     ASSERT_TRUE(r) << r.error().describe();
     EXPECT_EQ(r->status, 200);
   }
-  auto refused = get(c, "/ok");
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().kind(), ErrorKind::circuit_open);
+  expect_open(c);
 }
 
 // One fast call among slow ones keeps the rate under 100%: it stays closed.
 TEST_F(BreakerTest, SlowCallsUnderTheirRateLeaveItClosed) {
-  BreakerOptions o;
-  o.minimum_calls = 3;
-  o.window_calls = 3;
+  BreakerOptions o = over_three_calls();
   o.slow_call = 50ms;
   o.slow_call_rate = 1.0;
   http::Client c = client_behind(o);
@@ -156,9 +163,7 @@ TEST_F(BreakerTest, SlowCallsUnderTheirRateLeaveItClosed) {
 
 // What counts as a failure is the user's: here 4xx counts and 5xx does not.
 TEST_F(BreakerTest, TheFailureDefinitionIsTheUsers) {
-  BreakerOptions o;
-  o.minimum_calls = 3;
-  o.window_calls = 3;
+  BreakerOptions o = over_three_calls();
   o.failure_rate = 1.0;  // the whole window: it opens on the third 404, not before
   o.failure_status_min = 400;
   o.failure_status_max = 499;
@@ -166,16 +171,12 @@ TEST_F(BreakerTest, TheFailureDefinitionIsTheUsers) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(get(c, "/status/503"));
   EXPECT_TRUE(get(c, "/ok")) << "5xx opened a breaker told to count only 4xx";
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(get(c, "/status/404"));
-  auto refused = get(c, "/ok");
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().kind(), ErrorKind::circuit_open);
+  expect_open(c);
 }
 
 // An error kind left out of failure_kinds does not count: refused connections here.
 TEST_F(BreakerTest, AnErrorKindLeftOutDoesNotCount) {
-  BreakerOptions o;
-  o.minimum_calls = 3;
-  o.window_calls = 3;
+  BreakerOptions o = over_three_calls();
   o.failure_kinds = {ErrorKind::timeout};
   http::Client c = client_behind(o);
   std::string refused_url = "http://127.0.0.1:" + std::to_string(testing::free_port()) + "/";
